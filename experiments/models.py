@@ -1,0 +1,131 @@
+"""``build_model``: one entry point for the built-in networks and user builders.
+
+A user builder is named ``"package.module:function"`` and is called as
+``function(input_shape=..., num_classes=..., dropout=..., **options)``; it must return an
+uncompiled ``keras.Model`` (and, for mixed precision, a float32 output layer).
+
+Example:
+    >>> model = build_model("mlp", (28, 28, 1), 10, dropout=0.3, units=100)
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from experiments import architectures
+from experiments.architectures import ALEXNET_MIN_INPUT_SIZE
+from experiments.errors import ModelError, did_you_mean
+from experiments.registry import MODEL_OPTIONS, MODELS, is_user_builder
+
+__all__ = ["ModelError", "build_model"]
+
+_BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "mlp": architectures.mlp,
+    "cnn": architectures.cnn,
+    "alexnet": architectures.alexnet,
+}
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    dropout: float = 0.0,
+    **options: Any,
+) -> keras.Model:
+    """An uncompiled model for ``name`` (see `experiments.registry.MODELS`) or a user builder.
+
+    Raises:
+        ModelError: unknown name or option, an option value the network cannot use, or a
+            user builder that cannot be imported or does not return a ``keras.Model``.
+    """
+    if not 0.0 <= dropout < 1.0:
+        raise ModelError(f"dropout must be in [0, 1); got {dropout!r}")
+    input_shape = tuple(input_shape)
+    if is_user_builder(name):
+        return _build_user(name, input_shape, num_classes, dropout, options)
+    if name not in _BUILDERS:
+        raise ModelError(
+            f"unknown model {name!r}{did_you_mean(name, MODELS)}; expected one of "
+            f"{', '.join(MODELS)} or a user builder 'package.module:function'"
+        )
+    _check_options(name, input_shape, options)
+    return _BUILDERS[name](input_shape, num_classes, dropout=dropout, **options)
+
+
+def _check_options(name: str, input_shape: tuple[int, ...], options: dict[str, Any]) -> None:
+    allowed = MODEL_OPTIONS[name]
+    for key in options:
+        if key not in allowed:
+            raise ModelError(
+                f"model {name!r} has no option {key!r}{did_you_mean(key, allowed)}; "
+                f"its options are: {', '.join(allowed)}"
+            )
+    for key in ("units", "kernel_size", "input_size"):
+        if key in options:
+            _positive_int(name, key, options[key])
+    if "filters" in options:
+        filters = options["filters"]
+        if isinstance(filters, str | bytes) or not hasattr(filters, "__iter__") or not filters:
+            raise ModelError(f"model {name!r}: filters must be a non-empty list; got {filters!r}")
+        for f in filters:
+            _positive_int(name, "filters", f)
+    if "width" in options and not (
+        isinstance(options["width"], int | float) and options["width"] > 0
+    ):
+        raise ModelError(f"model {name!r}: width must be a number > 0; got {options['width']!r}")
+    if name in ("cnn", "alexnet") and len(input_shape) != 3:
+        raise ModelError(
+            f"model {name!r} needs images of shape (height, width, channels); got input "
+            f"shape {input_shape}"
+        )
+    if name == "cnn":
+        pools = len(options.get("filters", (32, 64)))
+        if min(input_shape[:2]) < 2**pools:
+            raise ModelError(
+                f"model 'cnn' halves the image {pools} times; input shape {input_shape} "
+                f"needs at least {2**pools}x{2**pools} pixels (use fewer filters or image_size)"
+            )
+    if name == "alexnet" and options.get("input_size", 227) < ALEXNET_MIN_INPUT_SIZE:
+        raise ModelError(
+            f"model 'alexnet': input_size={options['input_size']} is too small for its valid "
+            f"convolution and poolings; the minimum is {ALEXNET_MIN_INPUT_SIZE}"
+        )
+
+
+def _positive_int(model: str, key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(f"model {model!r}: {key} must be an integer >= 1; got {value!r}")
+
+
+def _build_user(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    dropout: float,
+    options: dict[str, Any],
+) -> keras.Model:
+    module_name, _, function_name = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(
+            f"user builder {name!r}: cannot import module {module_name!r} ({exc}); expected "
+            "'package.module:function' importable from the working directory or PYTHONPATH"
+        ) from exc
+    builder = getattr(module, function_name, None)
+    if not callable(builder):
+        raise ModelError(
+            f"user builder {name!r}: module {module_name!r} has no function {function_name!r}"
+        )
+    model = builder(input_shape=input_shape, num_classes=num_classes, dropout=dropout, **options)
+    if not isinstance(model, keras.Model):
+        raise ModelError(
+            f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model"
+        )
+    return model

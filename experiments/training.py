@@ -1,0 +1,247 @@
+"""``train(config, data, callbacks)``: one trial, plain data in and plain data out.
+
+Compiles and fits a model with EarlyStopping (restoring the best weights), an optional
+best-only checkpoint and TerminateOnNaN, and reports which epoch was best and why
+training ended. Tracking and pruning come in as the caller's callbacks.
+
+Example:
+    >>> data = load_dataset("digits", train_size=500)
+    >>> result = train(TrainConfig(model="mlp", optimizer="adam", learning_rate=1e-3), data)
+    >>> result.best_epoch, result.value  # doctest: +SKIP
+    (10, 0.95)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import keras
+
+from experiments.data import Dataset
+from experiments.errors import ConfigError
+from experiments.models import build_model
+from experiments.monitoring import best_index, metric_mode
+from experiments.optimizers import make_optimizer
+from experiments.registry import METRICS, MOMENTUM_OPTIMIZERS, OPTIMIZERS
+
+__all__ = ["StopReason", "TrainConfig", "TrialResult", "train"]
+
+StopReason = Literal["completed", "early_stopping", "nan_loss", "stopped"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides one trial's training, as plain values.
+
+    ``monitor`` drives EarlyStopping and the checkpoint; ``objective`` is the metric
+    read at the epoch they keep, the trial's value.
+    """
+
+    model: str
+    optimizer: str
+    learning_rate: float
+    dropout: float = 0.0
+    patience: int = 2
+    momentum: float | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    monitor: str = "val_loss"
+    objective: str = "val_accuracy"
+    seed: int = 0
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    checkpoint_path: str | None = None
+    initial_epoch: int = 0
+    initial_weights: str | None = None
+    mixed_precision: bool = False
+    jit_compile: bool | str = "auto"
+    verbose: int = 0
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+
+@dataclass
+class TrialResult:
+    """What a trial produced; epochs are 1-based, as Keras prints them."""
+
+    history: dict[str, list[float]]
+    epochs: list[int]
+    best_epoch: int
+    stopped_epoch: int
+    best_value: float
+    best_monitor: float
+    epochs_run: int
+    train_seconds: float
+    checkpoint_path: str | None
+    stop_reason: StopReason
+
+    @property
+    def value(self) -> float:
+        """The objective at the best epoch: what a sweep maximizes or minimizes."""
+        return self.best_value
+
+
+def train(
+    config: TrainConfig, data: Dataset, callbacks: Sequence[keras.callbacks.Callback] = ()
+) -> TrialResult:
+    """Train ``config`` on ``data``; the caller's callbacks run after the built-in ones.
+
+    The model ends with the weights of the best epoch (Keras 3's EarlyStopping restores
+    them whether or not it stopped training), the same weights the checkpoint holds.
+    A NaN/inf loss ends training at once with ``stop_reason="nan_loss"``; when no epoch
+    has a finite monitored value, ``best_epoch`` is 0, the values are NaN and no
+    checkpoint is kept.
+    """
+    model = _build(config, data)
+    mode = metric_mode(config.monitor)
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=config.monitor, patience=config.patience, mode=mode, restore_best_weights=True
+    )
+    builtin: list[keras.callbacks.Callback] = [early_stopping]
+    if config.checkpoint_path is not None:
+        builtin.append(
+            keras.callbacks.ModelCheckpoint(
+                config.checkpoint_path, monitor=config.monitor, mode=mode, save_best_only=True
+            )
+        )
+    builtin.append(keras.callbacks.TerminateOnNaN())
+
+    start = time.perf_counter()
+    fit = model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        initial_epoch=config.initial_epoch,
+        validation_data=(data.x_val, data.y_val),
+        callbacks=[*builtin, *callbacks],
+        verbose=config.verbose,
+    )
+    train_seconds = time.perf_counter() - start
+
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    return _result(config, model, early_stopping, history, train_seconds)
+
+
+def _build(config: TrainConfig, data: Dataset) -> keras.Model:
+    """A compiled model, seeded; the global dtype policy is left as it was found."""
+    # clear_session also forgets the seed set_random_seed stores, so it goes first.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = build_model(
+            config.model,
+            data.input_shape,
+            data.num_classes,
+            dropout=config.dropout,
+            **dict(config.model_options),
+        )
+        if config.initial_weights is not None:
+            if not os.path.exists(config.initial_weights):
+                raise ConfigError(
+                    f"initial_weights file {config.initial_weights!r} does not exist; expected "
+                    "a .keras or .weights.h5 file written by an earlier trial"
+                )
+            model.load_weights(config.initial_weights)
+        model.compile(
+            optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=config.jit_compile,
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+    return model
+
+
+def _result(
+    config: TrainConfig,
+    model: keras.Model,
+    early_stopping: keras.callbacks.EarlyStopping,
+    history: dict[str, list[float]],
+    train_seconds: float,
+) -> TrialResult:
+    losses = history.get("loss", [])
+    monitored = history.get(config.monitor, [])
+    index = best_index(monitored, metric_mode(config.monitor))
+    checkpoint_path = config.checkpoint_path
+    if index is None or not math.isfinite(monitored[index]):
+        best_epoch, best_value, best_monitor = 0, math.nan, math.nan
+        if checkpoint_path is not None and os.path.exists(checkpoint_path):
+            os.remove(checkpoint_path)  # it would hold a diverged model as "best"
+    else:
+        best_epoch = config.initial_epoch + index + 1
+        best_value, best_monitor = history[config.objective][index], monitored[index]
+    if checkpoint_path is not None and not os.path.exists(checkpoint_path):
+        checkpoint_path = None
+
+    # Keras records stopped_epoch 0-based and never fires at epoch 0, so 0 means "never".
+    fired = early_stopping.stopped_epoch > 0
+    if losses and not math.isfinite(losses[-1]):
+        stop_reason: StopReason = "nan_loss"
+    elif fired:
+        stop_reason = "early_stopping"
+    elif model.stop_training:
+        stop_reason = "stopped"
+    else:
+        stop_reason = "completed"
+
+    return TrialResult(
+        history=history,
+        epochs=list(range(config.initial_epoch + 1, config.initial_epoch + len(losses) + 1)),
+        best_epoch=best_epoch,
+        stopped_epoch=early_stopping.stopped_epoch + 1 if fired else 0,
+        best_value=best_value,
+        best_monitor=best_monitor,
+        epochs_run=len(losses),
+        train_seconds=train_seconds,
+        checkpoint_path=checkpoint_path,
+        stop_reason=stop_reason,
+    )
+
+
+def _check_config(config: TrainConfig) -> None:
+    """Reject values Keras would accept silently or fail on late, naming the field."""
+
+    def fail(field_name: str, expected: str) -> None:
+        value = getattr(config, field_name)
+        raise ConfigError(f"TrainConfig.{field_name}={value!r}: expected {expected}")
+
+    if config.optimizer not in OPTIMIZERS:
+        fail("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+    if not config.learning_rate > 0:
+        fail("learning_rate", "a number > 0")
+    if config.momentum is not None:
+        if config.optimizer not in MOMENTUM_OPTIMIZERS:
+            fail(
+                "momentum",
+                f"None for optimizer {config.optimizer!r} (momentum applies to "
+                f"{', '.join(MOMENTUM_OPTIMIZERS)})",
+            )
+        if not 0 <= config.momentum <= 1:
+            fail("momentum", "a number in [0, 1]")
+    if not 0 <= config.dropout < 1:
+        fail("dropout", "a number in [0, 1)")
+    if config.patience < 0:
+        fail("patience", "an integer >= 0")
+    if config.batch_size < 1:
+        fail("batch_size", "an integer >= 1")
+    if config.epochs < 1:
+        fail("epochs", "an integer >= 1")
+    if not 0 <= config.initial_epoch < config.epochs:
+        fail("initial_epoch", f"an integer in [0, epochs={config.epochs})")
+    for name in ("monitor", "objective"):
+        if getattr(config, name) not in METRICS:
+            fail(name, f"one of {', '.join(METRICS)}")
+    if config.checkpoint_path is not None and not config.checkpoint_path.endswith(".keras"):
+        fail("checkpoint_path", "a path ending in .keras (the whole model is saved)")
+    if config.jit_compile not in (True, False, "auto"):
+        fail("jit_compile", "True, False or 'auto'")

@@ -1,0 +1,186 @@
+"""The `sweep` command: run | ui | list.
+
+Errors a user can fix (a bad spec, a bad option, missing data) end the command with exit
+code 2 and one line on stderr, no traceback. Heavy packages (TensorFlow, MLflow) are
+imported only by the commands that need them, so `sweep --help` and spec errors are quick.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from sweeps.runner import SweepResult
+
+app = typer.Typer(
+    name="sweep",
+    help="Hyperparameter sweeps over Keras training jobs, tracked in MLflow.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+]
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _quiet_libraries() -> None:
+    """Keep TensorFlow's and Optuna's per-trial chatter out of the progress display."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from experiments.errors import DatasetError, ModelError
+    from sweeps.errors import SweepError
+
+    return (SweepError, DatasetError, ModelError)
+
+
+@app.command()
+def run(
+    spec: Annotated[str, typer.Argument(help="A spec file, or the name of a built-in spec.")] = "quickstart",
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override budget.trials.")] = None,
+    tracking_uri: TrackingUri = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."),
+    ] = None,
+) -> None:
+    """Run a sweep (the built-in `quickstart` if no spec is given), or continue an interrupted one."""
+    from sweeps.spec import load_spec
+
+    try:
+        loaded = load_spec(spec, {"budget.trials": trials} if trials else None)
+    except _user_errors() as exc:
+        fail(str(exc))
+    _quiet_libraries()
+    from sweeps.progress import SweepProgress
+    from sweeps.runner import run_sweep
+
+    try:
+        with SweepProgress(loaded.name, loaded.budget.trials) as progress:
+            result = run_sweep(loaded, tracking_uri=tracking_uri, storage=storage, on_trial=progress.update)
+    except _user_errors() as exc:
+        fail(str(exc))
+    except ValueError as exc:  # e.g. a tracking URI MLflow cannot use
+        fail(str(exc))
+    _print_summary(result)
+
+
+def _print_summary(result: SweepResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
+    console.print(f"\nsweep [bold]{result.name}[/]: {counts} (stopped: {result.stop_reason})")
+    if result.best_config is None:
+        console.print("no trial finished; see the failed runs in MLflow for the errors")
+    else:
+        config = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_config.items())
+        console.print(f"best: trial {result.best_trial}, value {result.best_value:.4f}: {config}")
+        frame = result.trials
+        if not frame.empty:
+            done = frame[frame["state"] == "complete"].dropna(subset=["value"])
+            top = done.sort_values("value", ascending=result.direction == "minimize").head(5)
+            table = Table("trial", "config", "value", "best epoch", "seconds", title="top trials")
+            for _, row in top.iterrows():
+                table.add_row(
+                    str(row["trial"]), str(row["run_name"]).split(" ", 1)[-1], f"{row['value']:.4f}",
+                    f"{row['best_epoch']:.0f}", f"{row['train_seconds']:.1f}",
+                )
+            console.print(table)
+    for fault in result.faults:
+        console.print(f"[yellow]not recorded in MLflow:[/] {fault}")
+    from tracking.store import resolve_tracking_uri
+
+    default = result.tracking_uri == resolve_tracking_uri(None)
+    uri_option = "" if default else f" --tracking-uri {result.tracking_uri}"
+    console.print(f"compare the trials in the MLflow UI: [bold]sweep ui{uri_option}[/]")
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingUri = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+) -> None:
+    """Open the MLflow UI over the sweeps' store: the comparison dashboard."""
+    import subprocess
+
+    from tracking.store import resolve_tracking_uri, sqlite_path
+
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ValueError as exc:
+        fail(str(exc))
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        fail(f"no MLflow store at {path}: run `sweep run` first, or pass --tracking-uri")
+    if not uri.startswith(("sqlite:", "postgresql", "mysql")):
+        fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
+    typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command)
+    try:
+        raise typer.Exit(process.wait())
+    except KeyboardInterrupt:
+        process.terminate()
+        raise typer.Exit(process.wait()) from None
+
+
+@app.command("list")
+def list_(tracking_uri: TrackingUri = None) -> None:
+    """The built-in specs, and the sweeps in the store."""
+    from sweeps.spec import builtin_names, load_spec
+
+    typer.echo("built-in specs (sweep run NAME):")
+    for name in builtin_names():
+        typer.echo(f"  {name:28s} {load_spec(name).description}")
+    from tracking.store import resolve_tracking_uri, sqlite_path
+
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ValueError as exc:
+        fail(str(exc))
+    path = sqlite_path(uri)
+    if path is not None and not path.exists():
+        typer.echo(f"\nno sweeps yet in {uri}")
+        return
+    _quiet_libraries()
+    from tracking.query import sweeps_frame
+
+    frame = sweeps_frame(uri)
+    typer.echo(f"\nsweeps in {uri}:")
+    typer.echo(frame.to_string(index=False) if not frame.empty else "  none")
+
+
+def main() -> None:
+    """Console-script entry point: usage errors too become one `error:` line and exit code 2."""
+    args = sys.argv[1:] or ["--help"]
+    try:
+        code = app(args, standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors: bad option, unknown command
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code or 0)

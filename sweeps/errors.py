@@ -1,0 +1,15 @@
+"""Typed errors: each says what was given and what was expected, in one line."""
+
+from __future__ import annotations
+
+
+class SweepError(Exception):
+    """Base of the errors the CLI turns into one line and exit code 2."""
+
+
+class SpecError(SweepError, ValueError):
+    """A sweep spec that cannot be run: names the field, the value and what is allowed."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"spec {source}: {message}" if source else f"spec: {message}")

@@ -1,0 +1,179 @@
+"""`sweep run`: load the data once, open the stores, let the engine spend the budget, summarize."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeps.spec import Spec
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from sweeps.trial import TrialOutcome
+
+# Written out so that logging the best model never pays for requirement inference.
+MODEL_REQUIREMENTS = ("keras", "tensorflow")
+
+
+@dataclass
+class SweepResult:
+    """What a finished (or stopped) sweep hands back to the CLI or a notebook."""
+
+    name: str
+    direction: str
+    best_config: dict[str, Any] | None
+    best_value: float | None
+    best_trial: int | None
+    best_run_id: str | None
+    counts: dict[str, int]
+    stop_reason: str
+    tracking_uri: str
+    parent_run_id: str
+    trials: pd.DataFrame
+    faults: list[str] = field(default_factory=list)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged model, read from what is installed (no inference)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in MODEL_REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    import optuna
+
+    states = {"complete": optuna.trial.TrialState.COMPLETE,
+              "pruned": optuna.trial.TrialState.PRUNED,
+              "failed": optuna.trial.TrialState.FAIL}
+    trials = study.get_trials(deepcopy=False)
+    return {name: sum(t.state == state for t in trials) for name, state in states.items()}
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    import optuna
+
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study.best_trial if done else None
+
+
+def spec_params(spec: Spec) -> dict[str, Any]:
+    """The parent run's params: the spec flattened to `section.key`."""
+    raw = spec.raw()
+    flat: dict[str, Any] = {"name": spec.name}
+    for section in ("dataset", "model", "train", "objective", "engine", "budget"):
+        for key, value in raw[section].items():
+            if value is not None:
+                flat[f"{section}.{key}"] = value
+    flat["space"] = raw["space"]
+    return flat
+
+
+def run_sweep(
+    spec: Spec,
+    *,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    on_trial: Callable[[TrialOutcome | None, int, float | None], None] | None = None,
+) -> SweepResult:
+    """Run (or continue) a sweep and return its best config.
+
+    `on_trial(outcome, trials_counted, best_value)` is called after every trial (outcome None
+    for a failed one), for progress displays.
+    """
+    from experiments.data import load_dataset
+    from sweeps.optuna_engine import counted, open_storage, open_study, optimize
+    from sweeps.trial import TrialRunner
+    from tracking.query import trials_frame
+    from tracking.runs import SweepTracker
+    from tracking.store import local_dir, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    ds = spec.dataset
+    data = load_dataset(
+        ds.name,
+        validation_split=ds.validation_split,
+        seed=ds.seed,
+        train_size=ds.train_size,
+        val_size=ds.val_size,
+        test_size=ds.test_size,
+        image_size=ds.image_size,
+    )
+    study = open_study(spec, open_storage(storage, local_dir(uri)))
+    tracker = SweepTracker(uri, spec.name)
+    parent = tracker.open(spec_params(spec), spec.to_yaml())
+    metric = spec.objective.metric
+
+    def after_trial(outcome: TrialOutcome | None, study: optuna.Study) -> None:
+        best = _best(study)
+        summary = None
+        if best is not None:
+            summary = {"number": best.number, "value": best.value, "config": best.user_attrs["config"]}
+        tracker.summarize(_counts(study), summary, metric)
+        if on_trial is not None:
+            on_trial(outcome, counted(study), None if best is None else best.value)
+
+    status = "FAILED"
+    try:
+        reason = optimize(spec, study, TrialRunner(spec, data, tracker), after_trial)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        best = _best(study)
+        if best is not None and status == "FINISHED":
+            tracker.log_best_model(
+                best.user_attrs["run_id"], best.number, pip_requirements(), data.x_val[:5]
+            )
+        tracker.close(status)
+
+    return SweepResult(
+        name=spec.name,
+        direction=spec.objective.direction,
+        best_config=None if best is None else dict(best.user_attrs["config"]),
+        best_value=None if best is None else float(best.value),
+        best_trial=None if best is None else best.number,
+        best_run_id=None if best is None else best.user_attrs["run_id"],
+        counts=_counts(study),
+        stop_reason=reason,
+        tracking_uri=uri,
+        parent_run_id=parent,
+        trials=trials_frame(uri, spec.name),
+        faults=list(tracker.faults.items),
+    )
+
+
+def run(
+    spec: str | Path | Mapping[str, Any] | Spec = "quickstart",
+    *,
+    trials: int | None = None,
+    tracking_uri: str | None = None,
+    storage: str | None = None,
+    **overrides: Any,
+) -> SweepResult:
+    """Run a sweep from Python, as `sweep run` does.
+
+    Overrides use `__` for nesting: `run("quickstart", trials=3, train__epochs=2)`.
+
+    Example:
+        >>> result = sweeps.run("quickstart", trials=2)  # doctest: +SKIP
+        >>> result.best_config, result.best_value, result.trials.head()  # doctest: +SKIP
+    """
+    from sweeps.spec import load_spec
+
+    dotted = {key.replace("__", "."): value for key, value in overrides.items()}
+    if trials is not None:
+        dotted["budget.trials"] = trials
+    spec = load_spec(spec.raw() if isinstance(spec, Spec) else spec, dotted)
+    return run_sweep(spec, tracking_uri=tracking_uri, storage=storage)

@@ -1,0 +1,288 @@
+"""The sweep spec: one YAML file, validated into the typed object that flows from CLI to engines.
+
+Validation is strict (unknown keys are errors, with the closest valid key suggested) and every
+message names the field, so a typo costs seconds, not a wasted sweep.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from experiments.registry import DATASETS, MODEL_OPTIONS, MODELS, is_npz, is_user_builder
+from sweeps.errors import SpecError
+from sweeps.space import Space, SpaceError
+
+METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+SAMPLERS = ("tpe", "random", "grid", "qmc")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Section):
+    name: str
+    validation_split: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+    train_size: int | None = Field(None, ge=1)
+    val_size: int | None = Field(None, ge=1)
+    test_size: int | None = Field(None, ge=1)
+    image_size: int | None = Field(None, ge=4)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name in DATASETS or (is_npz(name) and len(name) > 4):
+            return name
+        raise ValueError(f"unknown dataset {name!r} (expected one of: {', '.join(DATASETS)}, npz:PATH)")
+
+
+class ModelSpec(BaseModel):
+    """`name` plus the builder's options (units, filters, ...), kept as given."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name in MODELS or is_user_builder(name):
+            return name
+        raise ValueError(
+            f"unknown model {name!r} (expected one of: {', '.join(MODELS)}, or package.module:function)"
+        )
+
+    @model_validator(mode="after")
+    def _options(self) -> ModelSpec:
+        allowed = self.allowed_options()
+        for key in self.options():
+            if allowed is not None and key not in allowed:
+                raise ValueError(_unknown_key(key, sorted(allowed), "option", f"model {self.name!r}"))
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def allowed_options(self) -> set[str] | None:
+        """The option names of a built-in model; None for a user builder, which takes anything."""
+        return None if is_user_builder(self.name) else set(MODEL_OPTIONS[self.name])
+
+
+class TrainSpec(_Section):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    monitor: str | None = None
+    seed: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool | Literal["auto"] = "auto"
+    verbose: int = Field(0, ge=0, le=2)
+
+    @field_validator("monitor")
+    @classmethod
+    def _metric(cls, monitor: str | None) -> str | None:
+        if monitor is not None and monitor not in METRICS:
+            raise ValueError(f"unknown metric {monitor!r} (expected one of: {', '.join(METRICS)})")
+        return monitor
+
+
+class ObjectiveSpec(_Section):
+    metric: str = "val_accuracy"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, metric: str) -> str:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r} (expected one of: {', '.join(METRICS)})")
+        return metric
+
+    @model_validator(mode="after")
+    def _direction(self) -> ObjectiveSpec:
+        if self.direction is None:
+            object.__setattr__(
+                self, "direction", "minimize" if self.metric.endswith("loss") else "maximize"
+            )
+        return self
+
+
+class EngineSpec(_Section):
+    name: Literal["optuna"] = "optuna"
+    sampler: Literal["tpe", "random", "grid", "qmc"] = "tpe"
+    seed: int | None = 0
+
+
+class BudgetSpec(_Section):
+    trials: int = Field(20, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    max_failures: int = Field(5, ge=1)
+
+
+class Spec(BaseModel):
+    """A validated sweep. `space` is parsed into a `Space`; `raw()` gives the YAML shape back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str
+    description: str = ""
+    dataset: DatasetSpec
+    model: ModelSpec
+    train: TrainSpec = TrainSpec()
+    objective: ObjectiveSpec = ObjectiveSpec()
+    space: Space
+    engine: EngineSpec = EngineSpec()
+    budget: BudgetSpec = BudgetSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
+            raise ValueError(f"{name!r} must be letters, digits, '_', '-' or '.'")
+        return name
+
+    @property
+    def monitor(self) -> str:
+        """What EarlyStopping and the checkpoint watch: `train.monitor`, else the objective metric."""
+        return self.train.monitor or self.objective.metric
+
+    def raw(self) -> dict[str, Any]:
+        """The spec as plain data, in the YAML shape (defaults filled in)."""
+        out = self.model_dump(exclude={"space", "model"}, exclude_none=True)
+        out["model"] = {"name": self.model.name, **self.model.options()}
+        out["space"] = self.space.to_dict()
+        order = ["name", "description", "dataset", "model", "train", "objective", "space", "engine", "budget"]
+        return {key: out[key] for key in order if key in out}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.raw(), sort_keys=False)
+
+    def with_fixed(self, config: Mapping[str, Any], **changes: Any) -> Spec:
+        """A spec that runs one config alone (the best-config re-run)."""
+        raw = self.raw()
+        raw["space"] = dict(config)
+        raw.update(changes)
+        return parse_spec(raw)
+
+
+def _unknown_key(key: str, known: list[str], what: str, where: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {what} {key!r} in {where}{hint}; allowed: {', '.join(known)}"
+
+
+def _format(error: ValidationError, raw: Mapping[str, Any]) -> str:
+    """The first pydantic error as `field.path: message`, with a suggestion for unknown keys."""
+    err = error.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    path = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        section = _SECTIONS.get(loc[0]) if len(loc) > 1 else Spec
+        known = sorted(section.model_fields) if section else []
+        parent = ".".join(loc[:-1]) or "top level"
+        return f"{path}: {_unknown_key(loc[-1], known, 'key', parent)}"
+    if err["type"] == "missing":
+        return f"{path}: required field is missing"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if "input" in err and err["type"] not in ("value_error",) and not isinstance(err["input"], dict):
+        message += f" (got {err['input']!r})"
+    return f"{path}: {message}" if path else message
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "dataset": DatasetSpec,
+    "model": ModelSpec,
+    "train": TrainSpec,
+    "objective": ObjectiveSpec,
+    "engine": EngineSpec,
+    "budget": BudgetSpec,
+}
+
+
+def parse_spec(raw: Any, source: str | None = None) -> Spec:
+    """Validate plain data (as loaded from YAML) into a `Spec`, or raise one-line `SpecError`."""
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"expected a mapping at the top level, got {type(raw).__name__}", source=source)
+    data = dict(raw)
+    allowed: set[str] | None = set()
+    try:
+        if isinstance(data.get("model"), Mapping):
+            allowed = ModelSpec.model_validate(data["model"]).allowed_options()
+    except ValidationError as exc:
+        message = _format(exc, data["model"])
+        raise SpecError(f"model.{message}" if ":" in message.split(" ")[0] else f"model: {message}",
+                        source=source) from None
+    try:
+        if data.get("space") is None:
+            raise SpaceError("space", "required field is missing")
+        data["space"] = Space.parse(data["space"], allowed)
+        return Spec.model_validate(data)
+    except SpaceError as exc:
+        raise SpecError(str(exc), source=source) from None
+    except ValidationError as exc:
+        raise SpecError(_format(exc, data), source=source) from None
+
+
+def builtin_names() -> list[str]:
+    """Names of the specs shipped as package data (`sweep run NAME`)."""
+    files = resources.files("sweeps.specs").iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
+
+
+def read_spec_data(source: str | Path) -> tuple[dict[str, Any], str]:
+    """A spec file's plain data, or a built-in spec's by name; returns (data, source label)."""
+    path = Path(source)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"no such file: {path}")
+        text, label = path.read_text(encoding="utf-8"), str(path)
+    elif str(source) in builtin_names():
+        text = resources.files("sweeps.specs").joinpath(f"{source}.yaml").read_text(encoding="utf-8")
+        label = f"builtin:{source}"
+    else:
+        known = builtin_names()
+        close = difflib.get_close_matches(str(source), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"{source!r} is neither a spec file nor a built-in spec{hint}; built-in: {', '.join(known)}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"malformed YAML{where}: {problem}", source=label) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"expected a mapping at the top level, got {type(data).__name__}", source=label)
+    return data, label
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`budget.trials`, `train.epochs`) on a copy of spec data."""
+    out = copy.deepcopy(dict(data))
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        node[leaf] = value
+    return out
+
+
+def load_spec(source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Spec:
+    """A spec from a YAML path, a built-in name or a mapping, with dotted overrides applied."""
+    if isinstance(source, Mapping):
+        data, label = dict(source), None
+    else:
+        data, label = read_spec_data(source)
+    return parse_spec(apply_overrides(data, overrides or {}), source=label)

@@ -1,0 +1,89 @@
+"""Stored runs back as pandas DataFrames: trials of a sweep, and the sweeps in a store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from tracking import tags
+
+SUMMARY_METRICS = ("best_epoch", "stopped_epoch", "epochs_run", "train_seconds", "trial_seconds")
+
+
+def _all_runs(client: MlflowClient, experiment_id: str, filter_string: str) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def trial_runs(client: MlflowClient, sweep: str) -> list[Run]:
+    """Every trial run of a sweep (any engine, any state), oldest trial first."""
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        return []
+    runs = _all_runs(client, experiment.experiment_id, f"tags.`{tags.ROLE}` = '{tags.ROLE_TRIAL}'")
+    return sorted(runs, key=lambda r: (int(r.data.tags.get(tags.TRIAL, -1)), r.info.start_time))
+
+
+def trial_row(run: Run) -> dict[str, Any]:
+    """One trial as a flat row: identity, state, config (exact types), value and summary."""
+    t, m = run.data.tags, run.data.metrics
+    objective = run.data.params.get("objective", "")
+    row: dict[str, Any] = {
+        "trial": int(t.get(tags.TRIAL, -1)),
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "state": t.get(tags.STATE, ""),
+        "status": run.info.status,
+        "engine": t.get(tags.ENGINE, run.data.params.get("engine", "")),
+        "value": m.get(f"best_{objective}"),
+    }
+    row.update(json.loads(t.get(tags.CONFIG, "{}")))
+    row.update({key: m.get(key) for key in SUMMARY_METRICS})
+    row["reason"] = t.get(tags.REASON, "")
+    row["error"] = t.get(tags.ERROR, "")
+    return row
+
+
+def trials_frame(tracking_uri: str, sweep: str) -> pd.DataFrame:
+    """A sweep's trials, one row each, in trial order."""
+    client = MlflowClient(tracking_uri)
+    return pd.DataFrame([trial_row(run) for run in trial_runs(client, sweep)])
+
+
+def sweeps_frame(tracking_uri: str) -> pd.DataFrame:
+    """The sweeps in a store: name, status, trials, best value, and when it started."""
+    client = MlflowClient(tracking_uri)
+    rows = []
+    for experiment in client.search_experiments():
+        parents = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'",
+            max_results=1,
+        )
+        if not parents:
+            continue
+        parent = parents[0]
+        metrics = parent.data.metrics
+        objective = parent.data.params.get("objective.metric", "")
+        rows.append(
+            {
+                "sweep": experiment.name,
+                "status": parent.info.status,
+                "engine": parent.data.params.get("engine.name", ""),
+                "trials": int(metrics.get("trials_total", 0)),
+                "objective": objective,
+                "best": metrics.get(f"best_{objective}"),
+                "started": pd.to_datetime(parent.info.start_time, unit="ms"),
+            }
+        )
+    return pd.DataFrame(rows, columns=["sweep", "status", "engine", "trials", "objective", "best", "started"])

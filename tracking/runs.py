@@ -1,0 +1,286 @@
+"""A sweep's MLflow runs: one parent run per sweep, one nested run per trial.
+
+The layout (tags in `tracking.tags`) is what reports, `sweep list` and the MLflow UI read
+back, whichever engine ran the trials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from tracking import tags
+from tracking.artifacts import write_curves_png, write_history_csv
+from tracking.store import artifact_location
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Faults:
+    """Tracking writes that failed; the sweep goes on and says at the end what was not recorded."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, what: str, exc: BaseException) -> None:
+        message = f"{what}: {type(exc).__name__}: {exc}"
+        log.warning("not recorded in MLflow: %s", message)
+        self.items.append(message)
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _param_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+class SweepTracker:
+    """Owns the sweep's experiment and parent run; finds and resumes them on a second run."""
+
+    def __init__(self, tracking_uri: str, sweep: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.sweep = sweep
+        self.client = MlflowClient(tracking_uri)
+        self.faults = Faults()
+        self.experiment_id = self._experiment()
+        self.run_id: str | None = None
+
+    def _experiment(self) -> str:
+        found = self.client.get_experiment_by_name(self.sweep)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        location = artifact_location(self.tracking_uri, self.sweep)
+        return self.client.create_experiment(self.sweep, artifact_location=location)
+
+    def find_parent(self) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def open(self, params: Mapping[str, Any], spec_yaml: str) -> str:
+        """Resume the sweep's parent run if there is one, else create it with the spec."""
+        run_id = self.find_parent()
+        if run_id is None:
+            run = self.client.create_run(
+                self.experiment_id,
+                run_name=self.sweep,
+                tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep},
+            )
+            run_id = run.info.run_id
+            self.client.log_batch(
+                run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
+            )
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        self.run_id = run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "spec.yaml"
+            path.write_text(spec_yaml)
+            self.client.log_artifact(run_id, str(path))
+        return run_id
+
+    def trial(
+        self,
+        number: int,
+        config: Mapping[str, Any],
+        params: Mapping[str, Any],
+        run_name: str,
+        extra_tags: Mapping[str, str] | None = None,
+    ) -> TrialRecorder:
+        """Open the nested run of one trial, with its config and context as params."""
+        assert self.run_id is not None, "open() the sweep first"
+        run_tags = {
+            tags.PARENT: self.run_id,
+            tags.ROLE: tags.ROLE_TRIAL,
+            tags.SWEEP: self.sweep,
+            tags.TRIAL: str(number),
+            tags.STATE: "running",
+            tags.CONFIG: json.dumps(dict(config)),
+            **(extra_tags or {}),
+        }
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        run_id = run.info.run_id
+        all_params = {**params, **config}
+        self.client.log_batch(
+            run_id,
+            params=[Param(k, _param_value(v)) for k, v in all_params.items()],
+            synchronous=False,
+        )
+        return TrialRecorder(self, run_id)
+
+    def summarize(
+        self,
+        counts: Mapping[str, int],
+        best: Mapping[str, Any] | None,
+        metric: str,
+        extra: Mapping[str, float] | None = None,
+    ) -> None:
+        """Counts and the best trial so far on the parent run (metrics step = trials done)."""
+        if self.run_id is None:
+            return
+        done = sum(counts.values())
+        now = _now()
+        metrics = [Metric(f"trials_{state}", float(n), now, done) for state, n in counts.items()]
+        metrics.append(Metric("trials_total", float(done), now, done))
+        metrics += [Metric(k, float(v), now, done) for k, v in (extra or {}).items()]
+        run_tags: list[RunTag] = []
+        if best is not None:
+            metrics.append(Metric(f"best_{metric}", float(best["value"]), now, done))
+            run_tags += [
+                RunTag(tags.BEST_TRIAL, str(best["number"])),
+                RunTag(tags.BEST_CONFIG, json.dumps(best["config"])),
+            ]
+            run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
+        try:
+            self.client.log_batch(self.run_id, metrics=metrics, tags=run_tags)
+        except Exception as exc:
+            self.faults.add("sweep summary", exc)
+
+    def log_best_model(
+        self, trial_run_id: str, number: int, pip_requirements: list[str], example: Any
+    ) -> bool:
+        """Log the best trial's checkpoint once as an MLflow model on the parent run.
+
+        Requirements are given explicitly: inferring them costs seconds per call. The
+        signature comes from `example`, a few input rows. Returns False when the best trial's model is already there.
+        """
+        assert self.run_id is not None
+        run = self.client.get_run(self.run_id)
+        if run.data.tags.get(tags.BEST_MODEL_TRIAL) == str(number):
+            return False
+        import keras
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(trial_run_id, "checkpoint/best.keras", tmp)
+            model = keras.saving.load_model(path)
+            signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
+            mlflow.set_tracking_uri(self.tracking_uri)
+            with mlflow.start_run(run_id=self.run_id):
+                mlflow.keras.log_model(
+                    model, name="best_model", pip_requirements=pip_requirements, signature=signature
+                )
+        self.client.set_tag(self.run_id, tags.BEST_MODEL_TRIAL, str(number))
+        return True
+
+    def close(self, status: str = "FINISHED") -> None:
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+class TrialRecorder:
+    """One trial's nested run: per-epoch metrics while it trains, summary and files at the end."""
+
+    def __init__(self, tracker: SweepTracker, run_id: str) -> None:
+        self.tracker = tracker
+        self.client = tracker.client
+        self.run_id = run_id
+        self.workdir = Path(tempfile.mkdtemp(prefix="sweeplab-trial-"))
+        self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
+        (self.workdir / "checkpoint").mkdir()
+        self._logger: Any = None
+
+    def callback(self) -> Any:
+        """The Keras callback that logs each epoch's metrics to this run."""
+        from tracking.callbacks import EpochLogger
+
+        self._logger = EpochLogger(self.client, self.run_id, self.tracker.faults)
+        return self._logger
+
+    def finish(
+        self,
+        result: Any,
+        objective: str,
+        extra_metrics: Mapping[str, float] | None = None,
+        *,
+        state: str = "complete",
+        reason: str | None = None,
+        error: str | None = None,
+        title: str = "",
+    ) -> None:
+        """Summary metrics, history.csv, curves.png and the checkpoint; status FINISHED."""
+        self._flush()
+        metrics = {
+            f"best_{objective}": result.best_value,
+            "best_epoch": result.best_epoch,
+            "stopped_epoch": result.stopped_epoch,
+            "epochs_run": result.epochs_run,
+            "train_seconds": result.train_seconds,
+            **(extra_metrics or {}),
+        }
+        status = "FAILED" if state == "failed" else "FINISHED"
+        try:
+            write_history_csv(self.workdir / "history.csv", result.epochs, result.history)
+            if result.epochs:
+                write_curves_png(
+                    self.workdir / "curves.png", result.epochs, result.history, result.best_epoch, title
+                )
+            if not Path(self.checkpoint_path).exists():
+                shutil.rmtree(self.workdir / "checkpoint")
+            self._close(metrics, state, reason, status, error)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def fail(self, reason: str, error: str, metrics: Mapping[str, float] | None = None) -> None:
+        """Status FAILED with the reason and error as tags; whatever files exist are kept."""
+        self._flush()
+        try:
+            if not Path(self.checkpoint_path).exists():
+                shutil.rmtree(self.workdir / "checkpoint", ignore_errors=True)
+            self._close(dict(metrics or {}), "failed", reason, "FAILED", error=error)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _flush(self) -> None:
+        if self._logger is not None:
+            self._logger.flush()
+
+    def _close(
+        self,
+        metrics: Mapping[str, float],
+        state: str,
+        reason: str | None,
+        status: str,
+        error: str | None = None,
+    ) -> None:
+        now = _now()
+        run_tags = [RunTag(tags.STATE, state)]
+        if reason:
+            run_tags.append(RunTag(tags.REASON, reason))
+        if error:
+            run_tags.append(RunTag(tags.ERROR, error[:4900]))
+        values = [
+            Metric(k, float(v), now, 0)
+            for k, v in metrics.items()
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        ]
+        try:
+            self.client.log_batch(self.run_id, metrics=values, tags=run_tags)
+            if any(self.workdir.iterdir()):
+                self.client.log_artifacts(self.run_id, str(self.workdir))
+        except Exception as exc:
+            self.tracker.faults.add(f"trial run {self.run_id} summary/artifacts", exc)
+        try:
+            self.client.set_terminated(self.run_id, status=status)
+        except Exception as exc:
+            self.tracker.faults.add(f"trial run {self.run_id} status", exc)
+

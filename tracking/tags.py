@@ -1,0 +1,18 @@
+"""Tag names that make up sweeplab's MLflow layout; reports and the UI read them back."""
+
+from __future__ import annotations
+
+ROLE = "sweeplab.role"  # "sweep" on the parent run, "trial" on each nested run
+ROLE_SWEEP = "sweep"
+ROLE_TRIAL = "trial"
+SWEEP = "sweeplab.sweep"  # the sweep (spec) name, on both
+TRIAL = "sweeplab.trial"  # the engine's trial number
+ENGINE = "sweeplab.engine"
+STATE = "sweeplab.state"  # complete | pruned | failed | running
+REASON = "sweeplab.reason"  # why a trial failed or stopped: exception, nan_loss, ...
+ERROR = "sweeplab.error"  # the error message of a failed trial
+CONFIG = "sweeplab.config"  # the trial's config as JSON, exact types kept
+BEST_TRIAL = "sweeplab.best_trial"
+BEST_CONFIG = "sweeplab.best_config"
+BEST_MODEL_TRIAL = "sweeplab.best_model_trial"
+PARENT = "mlflow.parentRunId"
