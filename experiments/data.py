@@ -21,7 +21,7 @@ __all__ = ["Dataset", "DatasetError", "load_dataset"]
 _SPLIT_NAMES = {"train_size": "training", "val_size": "validation", "test_size": "test"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: == on arrays has no single truth
 class Dataset:
     """Model-ready arrays: float32 inputs, integer class ids (sparse labels)."""
 

@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -59,6 +59,7 @@ def build_model(
 
 
 def _check_options(name: str, input_shape: tuple[int, ...], options: dict[str, Any]) -> None:
+    """Fail before Keras does, with the option's name, value and what would work."""
     allowed = MODEL_OPTIONS[name]
     for key in options:
         if key not in allowed:
@@ -69,31 +70,35 @@ def _check_options(name: str, input_shape: tuple[int, ...], options: dict[str, A
     for key in ("units", "kernel_size", "input_size"):
         if key in options:
             _positive_int(name, key, options[key])
-    if "filters" in options:
-        filters = options["filters"]
-        if isinstance(filters, str | bytes) or not hasattr(filters, "__iter__") or not filters:
-            raise ModelError(f"model {name!r}: filters must be a non-empty list; got {filters!r}")
-        for f in filters:
-            _positive_int(name, "filters", f)
-    if "width" in options and not (
-        isinstance(options["width"], int | float) and options["width"] > 0
-    ):
-        raise ModelError(f"model {name!r}: width must be a number > 0; got {options['width']!r}")
-    if name in ("cnn", "alexnet") and len(input_shape) != 3:
+    filters = options.get("filters", (32, 64))
+    if isinstance(filters, str | bytes) or not isinstance(filters, Sequence) or not filters:
+        raise ModelError(f"model {name!r}: filters must be a non-empty list; got {filters!r}")
+    for f in filters:
+        _positive_int(name, "filters", f)
+    width = options.get("width", 1.0)
+    if isinstance(width, bool) or not isinstance(width, int | float) or width <= 0:
+        raise ModelError(f"model {name!r}: width must be a number > 0; got {width!r}")
+    if name in ("cnn", "alexnet"):
+        _check_image_input(name, input_shape, len(filters), options.get("input_size", 227))
+
+
+def _check_image_input(
+    name: str, input_shape: tuple[int, ...], n_filters: int, input_size: int
+) -> None:
+    if len(input_shape) != 3:
         raise ModelError(
             f"model {name!r} needs images of shape (height, width, channels); got input "
             f"shape {input_shape}"
         )
-    if name == "cnn":
-        pools = len(options.get("filters", (32, 64)))
-        if min(input_shape[:2]) < 2**pools:
-            raise ModelError(
-                f"model 'cnn' halves the image {pools} times; input shape {input_shape} "
-                f"needs at least {2**pools}x{2**pools} pixels (use fewer filters or image_size)"
-            )
-    if name == "alexnet" and options.get("input_size", 227) < ALEXNET_MIN_INPUT_SIZE:
+    if name == "cnn" and min(input_shape[:2]) < 2**n_filters:
         raise ModelError(
-            f"model 'alexnet': input_size={options['input_size']} is too small for its valid "
+            f"model 'cnn' halves the image once per filters entry ({n_filters}); input shape "
+            f"{input_shape} needs at least {2**n_filters}x{2**n_filters} pixels (use fewer "
+            "filters or the dataset's image_size)"
+        )
+    if name == "alexnet" and input_size < ALEXNET_MIN_INPUT_SIZE:
+        raise ModelError(
+            f"model 'alexnet': input_size={input_size} is too small for its valid "
             f"convolution and poolings; the minimum is {ALEXNET_MIN_INPUT_SIZE}"
         )
 

@@ -5,6 +5,7 @@ best-only checkpoint and TerminateOnNaN, and reports which epoch was best and wh
 training ended. Tracking and pruning come in as the caller's callbacks.
 
 Example:
+    >>> from experiments import load_dataset
     >>> data = load_dataset("digits", train_size=500)
     >>> result = train(TrainConfig(model="mlp", optimizer="adam", learning_rate=1e-3), data)
     >>> result.best_epoch, result.value  # doctest: +SKIP
@@ -130,6 +131,11 @@ def train(
 
 def _build(config: TrainConfig, data: Dataset) -> keras.Model:
     """A compiled model, seeded; the global dtype policy is left as it was found."""
+    if config.initial_weights is not None and not os.path.exists(config.initial_weights):
+        raise ConfigError(
+            f"initial_weights file {config.initial_weights!r} does not exist; expected "
+            "a .keras or .weights.h5 file written by an earlier trial"
+        )
     # clear_session also forgets the seed set_random_seed stores, so it goes first.
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
@@ -145,11 +151,6 @@ def _build(config: TrainConfig, data: Dataset) -> keras.Model:
             **dict(config.model_options),
         )
         if config.initial_weights is not None:
-            if not os.path.exists(config.initial_weights):
-                raise ConfigError(
-                    f"initial_weights file {config.initial_weights!r} does not exist; expected "
-                    "a .keras or .weights.h5 file written by an earlier trial"
-                )
             model.load_weights(config.initial_weights)
         model.compile(
             optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),

@@ -8,12 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from experiments.training import TrainConfig, TrialResult, train
 from sweeps.errors import SweepError
 from sweeps.space import TRAIN_PARAMS, describe
 
 if TYPE_CHECKING:
     from experiments.data import Dataset
-    from experiments.training import TrainConfig, TrialResult
     from sweeps.spec import Spec
     from tracking.runs import SweepTracker
 
@@ -38,8 +38,6 @@ class TrialOutcome:
 
 def train_config(spec: Spec, config: Mapping[str, Any], checkpoint_path: str | None) -> TrainConfig:
     """The plain training job for one config: spec defaults, overridden by the config."""
-    from experiments.training import TrainConfig
-
     model_options = {**spec.model.options(), **{k: v for k, v in config.items() if k not in TRAIN_PARAMS}}
     return TrainConfig(
         model=spec.model.name,
@@ -100,8 +98,6 @@ class TrialRunner:
 
         Raises TrialFailed (already recorded) when training raises or the loss is NaN.
         """
-        from experiments.training import train
-
         started = time.perf_counter()
         recorder = self.tracker.trial(
             number,
@@ -118,6 +114,9 @@ class TrialRunner:
             error = f"{type(exc).__name__}: {exc}"
             recorder.fail("exception", error, {"trial_seconds": time.perf_counter() - started})
             raise TrialFailed("exception", error) from exc
+        except KeyboardInterrupt:
+            recorder.fail("interrupted", "interrupted by the user", state="interrupted")
+            raise
         seconds = {"trial_seconds": time.perf_counter() - started}
         if result.stop_reason == "nan_loss" or not math.isfinite(result.best_value):
             message = f"loss became NaN or infinite at epoch {result.epochs_run or 1}"

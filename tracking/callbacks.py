@@ -9,49 +9,28 @@ import keras
 from mlflow.entities import Metric
 
 if TYPE_CHECKING:
-    from tracking.runs import Faults
+    from tracking.runs import SweepTracker
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One batched, asynchronous MLflow write per epoch, with step = the epoch Keras prints.
+    """One batched MLflow write per epoch, with step = the epoch number Keras prints.
 
-    Writes are queued (`synchronous=False`) so training never waits on the store;
-    `flush()` waits for them before the run is closed. A failed write is kept in
-    `faults`, never raised into `model.fit`.
+    The write is queued on the tracker's writer thread, so `model.fit` never waits on the
+    store, and a failed write is kept in the tracker's faults instead of stopping training.
     """
 
-    def __init__(self, client: Any, run_id: str, faults: Faults) -> None:
+    def __init__(self, tracker: SweepTracker, run_id: str) -> None:
         super().__init__()
-        self._client = client
+        self._tracker = tracker
         self._run_id = run_id
-        self._faults = faults
-        self._pending: list[Any] = []
-        self.last_epoch = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.last_epoch = epoch + 1
         now = int(time.time() * 1000)
-        metrics = [
-            Metric(key, float(value), now, epoch + 1)
-            for key, value in (logs or {}).items()
-            if isinstance(value, int | float) or hasattr(value, "__float__")
-        ]
-        if not metrics:
-            return
-        try:
-            self._pending.append(
-                self._client.log_batch(self._run_id, metrics=metrics, synchronous=False)
+        metrics = [Metric(key, float(value), now, epoch + 1) for key, value in (logs or {}).items()]
+        if metrics:
+            self._tracker.submit(
+                f"run {self._run_id} epoch {epoch + 1} metrics",
+                self._tracker.client.log_batch,
+                self._run_id,
+                metrics,
             )
-        except Exception as exc:  # a tracker's failure must not kill training
-            self._faults.add(f"run {self._run_id} epoch {epoch + 1} metrics", exc)
-
-    def flush(self) -> None:
-        """Wait for the queued writes; record the ones that failed."""
-        for op in self._pending:
-            try:
-                if op is not None:
-                    op.wait()
-            except Exception as exc:
-                self._faults.add(f"run {self._run_id} per-epoch metrics", exc)
-        self._pending.clear()
-

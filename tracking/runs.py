@@ -12,7 +12,8 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,10 @@ class Faults:
         self.items.append(message)
 
 
+# A trial's state -> the MLflow run status it ends with (pruned and complete: FINISHED).
+RUN_STATUS = {"failed": "FAILED", "interrupted": "KILLED"}
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
@@ -57,6 +62,28 @@ class SweepTracker:
         self.faults = Faults()
         self.experiment_id = self._experiment()
         self.run_id: str | None = None
+        # One writer thread, so writes keep their order while training goes on: a trial's
+        # plot and uploads overlap the next trial's fit instead of adding to it.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeplab-tracking")
+        self._pending: list[Future[None]] = []
+
+    def submit(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Queue a write on the writer thread; a failure is kept in `faults`, never raised."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                self.faults.add(what, exc)
+
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._writer.submit(guarded))
+
+    def drain(self) -> None:
+        """Wait until every queued write is in the store."""
+        for future in self._pending:
+            future.result()
+        self._pending.clear()
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.sweep)
@@ -119,12 +146,8 @@ class SweepTracker:
         }
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
         run_id = run.info.run_id
-        all_params = {**params, **config}
-        self.client.log_batch(
-            run_id,
-            params=[Param(k, _param_value(v)) for k, v in all_params.items()],
-            synchronous=False,
-        )
+        all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
+        self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)
         return TrialRecorder(self, run_id)
 
     def summarize(
@@ -150,10 +173,7 @@ class SweepTracker:
                 RunTag(tags.BEST_CONFIG, json.dumps(best["config"])),
             ]
             run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
-        try:
-            self.client.log_batch(self.run_id, metrics=metrics, tags=run_tags)
-        except Exception as exc:
-            self.faults.add("sweep summary", exc)
+        self.submit("sweep summary", self.client.log_batch, self.run_id, metrics, (), run_tags)
 
     def log_best_model(
         self, trial_run_id: str, number: int, pip_requirements: list[str], example: Any
@@ -164,6 +184,7 @@ class SweepTracker:
         signature comes from `example`, a few input rows. Returns False when the best trial's model is already there.
         """
         assert self.run_id is not None
+        self.drain()
         run = self.client.get_run(self.run_id)
         if run.data.tags.get(tags.BEST_MODEL_TRIAL) == str(number):
             return False
@@ -183,6 +204,9 @@ class SweepTracker:
         return True
 
     def close(self, status: str = "FINISHED") -> None:
+        """Finish the queued writes, then the parent run."""
+        self.drain()
+        self._writer.shutdown()
         if self.run_id is not None:
             self.client.set_terminated(self.run_id, status=status)
 
@@ -197,14 +221,12 @@ class TrialRecorder:
         self.workdir = Path(tempfile.mkdtemp(prefix="sweeplab-trial-"))
         self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
         (self.workdir / "checkpoint").mkdir()
-        self._logger: Any = None
 
     def callback(self) -> Any:
         """The Keras callback that logs each epoch's metrics to this run."""
         from tracking.callbacks import EpochLogger
 
-        self._logger = EpochLogger(self.client, self.run_id, self.tracker.faults)
-        return self._logger
+        return EpochLogger(self.tracker, self.run_id)
 
     def finish(
         self,
@@ -217,8 +239,7 @@ class TrialRecorder:
         error: str | None = None,
         title: str = "",
     ) -> None:
-        """Summary metrics, history.csv, curves.png and the checkpoint; status FINISHED."""
-        self._flush()
+        """Queue the summary metrics, history.csv, curves.png, the checkpoint and the status."""
         metrics = {
             f"best_{objective}": result.best_value,
             "best_epoch": result.best_epoch,
@@ -227,60 +248,58 @@ class TrialRecorder:
             "train_seconds": result.train_seconds,
             **(extra_metrics or {}),
         }
-        status = "FAILED" if state == "failed" else "FINISHED"
-        try:
-            write_history_csv(self.workdir / "history.csv", result.epochs, result.history)
-            if result.epochs:
-                write_curves_png(
-                    self.workdir / "curves.png", result.epochs, result.history, result.best_epoch, title
-                )
-            if not Path(self.checkpoint_path).exists():
-                shutil.rmtree(self.workdir / "checkpoint")
-            self._close(metrics, state, reason, status, error)
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.tracker.submit(
+            f"trial run {self.run_id} results", self._write, result, metrics, state, reason, error, title
+        )
 
-    def fail(self, reason: str, error: str, metrics: Mapping[str, float] | None = None) -> None:
-        """Status FAILED with the reason and error as tags; whatever files exist are kept."""
-        self._flush()
-        try:
-            if not Path(self.checkpoint_path).exists():
-                shutil.rmtree(self.workdir / "checkpoint", ignore_errors=True)
-            self._close(dict(metrics or {}), "failed", reason, "FAILED", error=error)
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _flush(self) -> None:
-        if self._logger is not None:
-            self._logger.flush()
-
-    def _close(
+    def fail(
         self,
+        reason: str,
+        error: str,
+        metrics: Mapping[str, float] | None = None,
+        state: str = "failed",
+    ) -> None:
+        """Queue the end of a trial that gave no result (failed, or interrupted: KILLED)."""
+        self.tracker.submit(
+            f"trial run {self.run_id} {state}",
+            self._write, None, dict(metrics or {}), state, reason, error, "",
+        )
+
+    def _write(
+        self,
+        result: Any,
         metrics: Mapping[str, float],
         state: str,
         reason: str | None,
-        status: str,
-        error: str | None = None,
+        error: str | None,
+        title: str,
     ) -> None:
-        now = _now()
-        run_tags = [RunTag(tags.STATE, state)]
-        if reason:
-            run_tags.append(RunTag(tags.REASON, reason))
-        if error:
-            run_tags.append(RunTag(tags.ERROR, error[:4900]))
-        values = [
-            Metric(k, float(v), now, 0)
-            for k, v in metrics.items()
-            if v is not None and not (isinstance(v, float) and math.isnan(v))
-        ]
+        """On the writer thread: files, then metrics and tags, then the run's status."""
         try:
-            self.client.log_batch(self.run_id, metrics=values, tags=run_tags)
-            if any(self.workdir.iterdir()):
-                self.client.log_artifacts(self.run_id, str(self.workdir))
-        except Exception as exc:
-            self.tracker.faults.add(f"trial run {self.run_id} summary/artifacts", exc)
-        try:
-            self.client.set_terminated(self.run_id, status=status)
-        except Exception as exc:
-            self.tracker.faults.add(f"trial run {self.run_id} status", exc)
-
+            if result is not None:
+                write_history_csv(self.workdir / "history.csv", result.epochs, result.history)
+                if result.epochs:
+                    write_curves_png(
+                        self.workdir / "curves.png", result.epochs, result.history, result.best_epoch, title
+                    )
+            if not Path(self.checkpoint_path).exists():
+                shutil.rmtree(self.workdir / "checkpoint", ignore_errors=True)
+            now = _now()
+            run_tags = [RunTag(tags.STATE, state)]
+            if reason:
+                run_tags.append(RunTag(tags.REASON, reason))
+            if error:
+                run_tags.append(RunTag(tags.ERROR, error[:4900]))
+            values = [
+                Metric(k, float(v), now, 0)
+                for k, v in metrics.items()
+                if v is not None and not (isinstance(v, float) and math.isnan(v))
+            ]
+            try:
+                self.client.log_batch(self.run_id, metrics=values, tags=run_tags)
+                if any(self.workdir.iterdir()):
+                    self.client.log_artifacts(self.run_id, str(self.workdir))
+            finally:
+                self.client.set_terminated(self.run_id, status=RUN_STATUS.get(state, "FINISHED"))
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)

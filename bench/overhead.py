@@ -1,0 +1,237 @@
+"""What sweeplab costs on top of plain `model.fit`, and what the hand-written peer costs.
+
+The same fixed configs are trained three ways, each in a fresh process so that imports
+and warm-up are paid alike:
+
+  plain     a plain Keras loop: build, compile, fit with EarlyStopping(restore_best_weights)
+            and a best-only ModelCheckpoint, as the seeds do; nothing recorded
+  sweeplab  `run_sweep` (what `sweep run` calls) with full tracking to a SQLite MLflow store:
+            params, per-epoch metrics, history.csv, curves.png, the checkpoint, summaries,
+            and the best model logged once on the parent run
+  peer      Optuna + optuna_integration.MLflowCallback + mlflow.keras.autolog()
+
+Data: scikit-learn's digits upscaled to 28x28, 4,800 training and 1,200 validation images
+(small random shifts make up the count), written to an .npz and loaded through `npz:PATH`.
+Timed per trial, from the start of the first trial to the end of the last (imports, data
+loading and study/experiment creation are outside); the once-per-sweep cost of logging the
+best model is reported apart. Run:
+
+    python bench/overhead.py                 # 6 configs (the six optimizers), 3 epochs, 3 repeats
+    python bench/overhead.py --repeats 1 --modes plain sweeplab
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam"]
+EPOCHS, BATCH, LEARNING_RATE, DROPOUT, PATIENCE, UNITS = 3, 32, 0.01, 0.2, 2, 100
+
+
+def make_data(path: Path, seed: int = 0) -> None:
+    """Digits upscaled to 28x28; shifted copies bring the count to 6,000 (4,800 + 1,200)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.kron(digits.images / 16.0, np.ones((4, 4)))[:, 2:30, 2:30]  # 32x32 -> 28x28
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(images), 6000)
+    shifts = rng.integers(-2, 3, size=(6000, 2))
+    x = np.stack([np.roll(images[i], tuple(s), axis=(0, 1)) for i, s in zip(index, shifts)])
+    x = x[..., None].astype("float32")
+    y = digits.target[index].astype("int64")
+    np.savez(path, x_train=x[:4800], y_train=y[:4800], x_val=x[4800:], y_val=y[4800:])
+
+
+def configs() -> list[dict]:
+    return [{"optimizer": o, "learning_rate": LEARNING_RATE, "dropout": DROPOUT, "patience": PATIENCE}
+            for o in OPTIMIZERS]
+
+
+def spec(data: Path, name: str) -> dict:
+    return {
+        "name": name,
+        "dataset": {"name": f"npz:{data}"},
+        "model": {"name": "mlp", "units": UNITS},
+        "train": {"epochs": EPOCHS, "batch_size": BATCH, "monitor": "val_loss"},
+        "objective": {"metric": "val_accuracy"},
+        "space": {"optimizer": {"choices": OPTIMIZERS}, "learning_rate": LEARNING_RATE,
+                  "dropout": DROPOUT, "patience": PATIENCE},
+        "engine": {"name": "optuna", "sampler": "grid", "seed": 0},
+        "budget": {"trials": len(OPTIMIZERS)},
+    }
+
+
+def run_plain(data_path: Path, workdir: Path) -> dict:
+    import keras
+    import numpy as np
+
+    from experiments.models import build_model
+    from experiments.optimizers import make_optimizer
+
+    data = np.load(data_path)
+    times = []
+    for config in configs():
+        start = time.perf_counter()
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build_model("mlp", (28, 28, 1), 10, dropout=config["dropout"], units=UNITS)
+        model.compile(optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(data["x_train"], data["y_train"], batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                  validation_data=(data["x_val"], data["y_val"]),
+                  callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=config["patience"],
+                                                           restore_best_weights=True),
+                             keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss",
+                                                             save_best_only=True)])
+        times.append(time.perf_counter() - start)
+    return {"trials": times}
+
+
+def run_sweeplab(data_path: Path, workdir: Path) -> dict:
+    from sweeps.runner import run_sweep
+    from sweeps.spec import parse_spec
+    from sweeps.trial import TrialRunner
+
+    times: list[float] = []
+    original = TrialRunner.__call__
+
+    def timed(self, number, config, callbacks=()):  # the sweep's per-trial wall time
+        start = time.perf_counter()
+        try:
+            return original(self, number, config, callbacks)
+        finally:
+            times.append(time.perf_counter() - start)
+
+    TrialRunner.__call__ = timed
+    os.chdir(workdir)
+    start = time.perf_counter()
+    result = run_sweep(parse_spec(spec(data_path, "bench")), tracking_uri=f"sqlite:///{workdir}/mlflow.db")
+    total = time.perf_counter() - start
+    assert sum(result.counts.values()) == len(OPTIMIZERS), result.counts
+    return {"trials": times, "sweep_total": total}
+
+
+def run_peer(data_path: Path, workdir: Path) -> dict:
+    import keras
+    import mlflow
+    import numpy as np
+    import optuna
+    from optuna_integration import MLflowCallback
+
+    from experiments.models import build_model
+    from experiments.optimizers import make_optimizer
+
+    data = np.load(data_path)
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    mlflow.keras.autolog()
+    callback = MLflowCallback(tracking_uri=f"sqlite:///{workdir}/mlflow.db", metric_name="val_accuracy",
+                              mlflow_kwargs={"nested": False})
+    by_optimizer = {c["optimizer"]: c for c in configs()}
+    times: list[float] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        config = by_optimizer[trial.suggest_categorical("optimizer", OPTIMIZERS)]
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build_model("mlp", (28, 28, 1), 10, dropout=config["dropout"], units=UNITS)
+        model.compile(optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(data["x_train"], data["y_train"], batch_size=BATCH, epochs=EPOCHS, verbose=0,
+                            validation_data=(data["x_val"], data["y_val"]),
+                            callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=config["patience"],
+                                                                     restore_best_weights=True),
+                                       keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss",
+                                                                       save_best_only=True)])
+        return max(history.history["val_accuracy"])
+
+    def timed(trial: optuna.Trial) -> float:
+        start = time.perf_counter()
+        try:
+            return objective(trial)
+        finally:
+            times.append(time.perf_counter() - start)
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler({"optimizer": OPTIMIZERS}))
+    started = [0.0]
+
+    def clock(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        # MLflowCallback's own logging happens after the objective: count it in the trial.
+        times[-1] += time.perf_counter() - started[0]
+
+    def timed_with_callback(trial: optuna.Trial) -> float:
+        value = timed(trial)
+        started[0] = time.perf_counter()
+        return value
+
+    study.optimize(timed_with_callback, n_trials=len(OPTIMIZERS), callbacks=[callback, clock])
+    return {"trials": times}
+
+
+MODES = {"plain": run_plain, "sweeplab": run_sweeplab, "peer": run_peer}
+
+
+def child(mode: str, data_path: str, workdir: str) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(ROOT))
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    print(json.dumps(MODES[mode](Path(data_path), Path(workdir))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = Path(tmp) / "digits28.npz"
+        make_data(data_path)
+        results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
+        for repeat in range(args.repeats):
+            for mode in args.modes:  # interleaved, so drift hits every mode alike
+                workdir = Path(tmp) / f"{mode}-{repeat}"
+                workdir.mkdir()
+                out = subprocess.run([sys.executable, __file__, "--child", mode, str(data_path), str(workdir)],
+                                     capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    sys.exit(f"{mode} failed:\n{out.stderr[-3000:]}")
+                results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"{len(OPTIMIZERS)} configs x {EPOCHS} epochs, MLP({UNITS}) on 4,800 digits at 28x28, "
+          f"batch {BATCH}, {args.repeats} repeat(s), {os.cpu_count()} CPU cores")
+    per_trial = {}
+    for mode, runs in results.items():
+        # The first trial of each process pays graph tracing and warm-up; it is kept (all modes pay it).
+        trial_times = [t for run in runs for t in run["trials"]]
+        per_trial[mode] = statistics.mean(trial_times)
+        extra = ""
+        if mode == "sweeplab":
+            totals = [run["sweep_total"] for run in runs]
+            extra = f"  (whole run_sweep incl. setup and best-model logging: {statistics.mean(totals):.2f} s)"
+        print(f"  {mode:9s} {per_trial[mode]:6.2f} s per trial (median {statistics.median(trial_times):.2f}){extra}")
+    if "plain" in per_trial:
+        for mode in per_trial:
+            if mode != "plain":
+                print(f"  ratio {mode}/plain: {per_trial[mode] / per_trial['plain']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
