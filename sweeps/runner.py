@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from sweeps.spec import Spec
 
 if TYPE_CHECKING:
-    import optuna
     import pandas as pd
 
     from sweeps.trial import TrialOutcome
@@ -50,23 +49,6 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    import optuna
-
-    states = {"complete": optuna.trial.TrialState.COMPLETE,
-              "pruned": optuna.trial.TrialState.PRUNED,
-              "failed": optuna.trial.TrialState.FAIL}
-    trials = study.get_trials(deepcopy=False)
-    return {name: sum(t.state == state for t in trials) for name, state in states.items()}
-
-
-def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    import optuna
-
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return study.best_trial if done else None
-
-
 def spec_params(spec: Spec) -> dict[str, Any]:
     """The parent run's params: the spec flattened to `section.key`."""
     raw = spec.raw()
@@ -92,7 +74,7 @@ def run_sweep(
     for a failed one), for progress displays.
     """
     from experiments.data import load_dataset
-    from sweeps.optuna_engine import counted, open_storage, open_study, optimize
+    from sweeps.engine import make_engine
     from sweeps.trial import TrialRunner
     from tracking.query import trials_frame
     from tracking.runs import SweepTracker
@@ -109,43 +91,38 @@ def run_sweep(
         test_size=ds.test_size,
         image_size=ds.image_size,
     )
-    study = open_study(spec, open_storage(storage, local_dir(uri)))
+    engine = make_engine(spec, storage, local_dir(uri))
     tracker = SweepTracker(uri, spec.name)
     parent = tracker.open(spec_params(spec), spec.to_yaml())
-    metric = spec.objective.metric
 
-    def after_trial(outcome: TrialOutcome | None, study: optuna.Study) -> None:
-        best = _best(study)
-        summary = None
-        if best is not None:
-            summary = {"number": best.number, "value": best.value, "config": best.user_attrs["config"]}
-        tracker.summarize(_counts(study), summary, metric)
+    def after_trial(outcome: TrialOutcome | None) -> None:
+        best = engine.best()
+        summary = None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+        tracker.summarize(engine.counts(), summary, spec.objective.metric)
         if on_trial is not None:
-            on_trial(outcome, counted(study), None if best is None else best.value)
+            on_trial(outcome, engine.counted(), None if best is None else best.value)
 
     status = "FAILED"
     try:
-        reason = optimize(spec, study, TrialRunner(spec, data, tracker), after_trial)
+        reason = engine.optimize(TrialRunner(spec, data, tracker), after_trial)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
         raise
     finally:
-        best = _best(study)
+        best = engine.best()
         if best is not None and status == "FINISHED":
-            tracker.log_best_model(
-                best.user_attrs["run_id"], best.number, pip_requirements(), data.x_val[:5]
-            )
+            tracker.log_best_model(best.run_id, best.number, pip_requirements(), data.x_val[:5])
         tracker.close(status)
 
     return SweepResult(
         name=spec.name,
         direction=spec.objective.direction,
-        best_config=None if best is None else dict(best.user_attrs["config"]),
-        best_value=None if best is None else float(best.value),
+        best_config=None if best is None else best.config,
+        best_value=None if best is None else best.value,
         best_trial=None if best is None else best.number,
-        best_run_id=None if best is None else best.user_attrs["run_id"],
-        counts=_counts(study),
+        best_run_id=None if best is None else best.run_id,
+        counts=engine.counts(),
         stop_reason=reason,
         tracking_uri=uri,
         parent_run_id=parent,

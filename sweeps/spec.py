@@ -114,10 +114,27 @@ class ObjectiveSpec(_Section):
         return self
 
 
+class PrunerSpec(_Section):
+    """Optuna's pruners; epochs are the steps they compare trials on."""
+
+    name: Literal["none", "median", "percentile", "successive_halving", "hyperband"]
+    startup_trials: int = Field(5, ge=0)  # median/percentile: trials run in full before pruning
+    warmup_epochs: int = Field(1, ge=0)  # median/percentile: epochs never pruned
+    percentile: float = Field(25.0, gt=0, lt=100)
+    min_epochs: int = Field(1, ge=1)  # successive_halving/hyperband: the smallest budget
+    reduction_factor: int = Field(3, ge=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
 class EngineSpec(_Section):
     name: Literal["optuna"] = "optuna"
     sampler: Literal["tpe", "random", "grid", "qmc"] = "tpe"
     seed: int | None = 0
+    pruner: PrunerSpec | None = None
 
 
 class BudgetSpec(_Section):
@@ -184,7 +201,7 @@ def _format(error: ValidationError, raw: Mapping[str, Any]) -> str:
     loc = [str(part) for part in err["loc"]]
     path = ".".join(loc)
     if err["type"] == "extra_forbidden":
-        section = _SECTIONS.get(loc[0]) if len(loc) > 1 else Spec
+        section = _SECTIONS.get(loc[-2]) if len(loc) > 1 else Spec
         known = sorted(section.model_fields) if section else []
         parent = ".".join(loc[:-1]) or "top level"
         return f"{path}: {_unknown_key(loc[-1], known, 'key', parent)}"
@@ -202,6 +219,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "train": TrainSpec,
     "objective": ObjectiveSpec,
     "engine": EngineSpec,
+    "pruner": PrunerSpec,
     "budget": BudgetSpec,
 }
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from experiments.training import TrainConfig, TrialResult, train
@@ -85,16 +87,29 @@ class TrialRunner:
     spec: Spec
     data: Dataset
     tracker: SweepTracker
-    extra_params: Mapping[str, Any] = field(default_factory=dict)
-    extra_tags: Mapping[str, str] = field(default_factory=dict)
 
     def __call__(
         self,
         number: int,
         config: Mapping[str, Any],
         callbacks: Sequence[Any] = (),
+        pruning: Any = None,
+        *,
+        epochs: int | None = None,
+        initial_epoch: int = 0,
+        initial_weights: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+        keep_checkpoint: str | None = None,
     ) -> TrialOutcome:
         """Train and record one config.
+
+        `pruning` is a callback with a `pruned` flag and `pruned_epoch` (it is also among
+        `callbacks`); a trial it stopped is recorded as pruned. `epochs`, `initial_epoch` and
+        `initial_weights` let an engine continue a trial in rounds (KerasTuner's Hyperband);
+        `params` and `tags` are the engine's own, logged with the run. `keep_checkpoint`: a path
+        the best checkpoint is copied to for the engine (the run's own copy is uploaded and then
+        removed on the tracker's writer thread).
 
         Raises TrialFailed (already recorded) when training raises or the loss is NaN.
         """
@@ -102,13 +117,18 @@ class TrialRunner:
         recorder = self.tracker.trial(
             number,
             config,
-            {**trial_params(self.spec), **self.extra_params},
+            {**trial_params(self.spec), **(params or {})},
             run_name(number, config),
-            extra_tags={"sweeplab.engine": self.spec.engine.name, **self.extra_tags},
+            extra_tags={"sweeplab.engine": self.spec.engine.name, **(tags or {})},
         )
         objective = self.spec.objective.metric
         try:
-            job = train_config(self.spec, config, recorder.checkpoint_path)
+            job = replace(
+                train_config(self.spec, config, recorder.checkpoint_path),
+                epochs=epochs or self.spec.train.epochs,
+                initial_epoch=initial_epoch,
+                initial_weights=initial_weights,
+            )
             result = train(job, self.data, [recorder.callback(), *callbacks])
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -117,10 +137,17 @@ class TrialRunner:
         except KeyboardInterrupt:
             recorder.fail("interrupted", "interrupted by the user", state="interrupted")
             raise
-        seconds = {"trial_seconds": time.perf_counter() - started}
+        if keep_checkpoint and result.checkpoint_path:
+            Path(keep_checkpoint).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.checkpoint_path, keep_checkpoint)
+        metrics = {"trial_seconds": time.perf_counter() - started}
         if result.stop_reason == "nan_loss" or not math.isfinite(result.best_value):
-            message = f"loss became NaN or infinite at epoch {result.epochs_run or 1}"
-            recorder.finish(result, objective, seconds, state="failed", reason="nan_loss", error=message)
+            message = f"loss became NaN or infinite at epoch {result.epochs[-1] if result.epochs else 1}"
+            recorder.finish(result, objective, metrics, state="failed", reason="nan_loss", error=message)
             raise TrialFailed("nan_loss", message)
-        recorder.finish(result, objective, seconds, title=run_name(number, config))
-        return TrialOutcome(number, dict(config), "complete", result.best_value, result, recorder.run_id)
+        state = "complete"
+        if pruning is not None and pruning.pruned:
+            state = "pruned"
+            metrics["pruned_epoch"] = pruning.pruned_epoch
+        recorder.finish(result, objective, metrics, state=state, title=run_name(number, config))
+        return TrialOutcome(number, dict(config), state, result.best_value, result, recorder.run_id)

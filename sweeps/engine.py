@@ -1,0 +1,53 @@
+"""What the runner needs from a search engine, whichever library proposes the configs.
+
+An engine spends the trial budget by calling a `TrialRunner` (which trains and records),
+and can say how many trials ended in each state and which one is best. Engines know
+nothing of MLflow; the runner knows nothing of Optuna or KerasTuner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from sweeps.spec import Spec
+    from sweeps.trial import TrialOutcome, TrialRunner
+
+OnTrial = Callable[["TrialOutcome | None"], None]  # after each trial; None for a failed one
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    number: int
+    value: float
+    config: dict[str, Any]
+    run_id: str
+
+
+class Engine(Protocol):
+    def optimize(self, runner: TrialRunner, on_trial: OnTrial) -> str:
+        """Run trials until the budget is spent; return why it stopped (budget, timeout, ...)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state: complete, pruned, failed."""
+        ...
+
+    def counted(self) -> int:
+        """Trials that use up `budget.trials` (complete and pruned)."""
+        ...
+
+    def best(self) -> BestTrial | None:
+        ...
+
+
+def make_engine(spec: Spec, storage: str | None, local_dir: Path) -> Engine:
+    """The engine the spec names, opened on its storage (resuming an earlier run of the sweep)."""
+    if spec.engine.name == "optuna":
+        from sweeps.optuna_engine import OptunaEngine
+
+        return OptunaEngine(spec, storage, local_dir)
+    raise ValueError(f"engine.name: unknown engine {spec.engine.name!r}")
