@@ -90,8 +90,11 @@ def _print_summary(result: SweepResult) -> None:
     from rich.table import Table
 
     console = Console()
+    from sweeps.accounting import describe
+
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     console.print(f"\nsweep [bold]{result.name}[/]: {counts} (stopped: {result.stop_reason})")
+    console.print(describe(result.totals))
     if result.best_config is None:
         console.print("no trial finished; see the failed runs in MLflow for the errors")
     else:

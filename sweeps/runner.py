@@ -30,6 +30,7 @@ class SweepResult:
     best_run_id: str | None
     counts: dict[str, int]
     stop_reason: str
+    totals: dict[str, float]
     tracking_uri: str
     parent_run_id: str
     trials: pd.DataFrame
@@ -74,6 +75,7 @@ def run_sweep(
     for a failed one), for progress displays.
     """
     from experiments.data import load_dataset
+    from sweeps.accounting import accounting
     from sweeps.engine import make_engine
     from sweeps.trial import TrialRunner
     from tracking.query import trials_frame
@@ -113,6 +115,10 @@ def run_sweep(
         best = engine.best()
         if best is not None and status == "FINISHED":
             tracker.log_best_model(best.run_id, best.number, pip_requirements(), data.x_val[:5])
+        tracker.drain()
+        trials = trials_frame(uri, spec.name)
+        totals = accounting(trials, spec.train.epochs)
+        tracker.log_metrics(totals, step=len(trials))
         tracker.close(status)
 
     return SweepResult(
@@ -124,9 +130,10 @@ def run_sweep(
         best_run_id=None if best is None else best.run_id,
         counts=engine.counts(),
         stop_reason=reason,
+        totals=totals,
         tracking_uri=uri,
         parent_run_id=parent,
-        trials=trials_frame(uri, spec.name),
+        trials=trials,
         faults=list(tracker.faults.items),
     )
 

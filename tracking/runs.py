@@ -175,6 +175,12 @@ class SweepTracker:
             run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
         self.submit("sweep summary", self.client.log_batch, self.run_id, metrics, (), run_tags)
 
+    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        """Metrics on the parent run (queued like every other write)."""
+        now = _now()
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        self.submit("sweep totals", self.client.log_batch, self.run_id, metrics)
+
     def log_best_model(
         self, trial_run_id: str, number: int, pip_requirements: list[str], example: Any
     ) -> bool:
