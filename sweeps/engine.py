@@ -50,4 +50,8 @@ def make_engine(spec: Spec, storage: str | None, local_dir: Path) -> Engine:
         from sweeps.optuna_engine import OptunaEngine
 
         return OptunaEngine(spec, storage, local_dir)
+    if spec.engine.name == "kerastuner":
+        from sweeps.kerastuner_engine import KerasTunerEngine
+
+        return KerasTunerEngine(spec, storage, local_dir)
     raise ValueError(f"engine.name: unknown engine {spec.engine.name!r}")

@@ -13,3 +13,7 @@ class SpecError(SweepError, ValueError):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         self.source = source
         super().__init__(f"spec {source}: {message}" if source else f"spec: {message}")
+
+
+class ReportError(SweepError):
+    """A report that cannot be written: an unknown sweep, a store without it, nothing to retrain."""

@@ -1,18 +1,27 @@
-"""The Optuna engine: storages, samplers, pruners, and the loop that spends the trial budget."""
+"""The Optuna engine: storages, samplers, pruners, and the loop that spends the trial budget.
+
+Trials run through ask/tell under a lock shared by all workers of the sweep, so the budget
+holds across processes and machines; a trial whose worker died is found (dead pid on this
+host, or a missed RDB heartbeat), failed, optionally retried, and its MLflow run closed.
+"""
 
 from __future__ import annotations
 
-import math
+import itertools
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from sweeps.engine import BestTrial, OnTrial
 from sweeps.errors import SweepError
+from sweeps.liveness import GRACE_SECONDS, HEARTBEAT_SECONDS, WORKER_ATTR, Heartbeat, is_dead, this_worker
+from sweeps.locks import SweepLock
 from sweeps.pruning import PruningCallback
-from sweeps.trial import TrialFailed, TrialOutcome
+from sweeps.trial import TrialFailed
 
 if TYPE_CHECKING:
     from sweeps.spec import PrunerSpec, Spec
@@ -21,14 +30,23 @@ if TYPE_CHECKING:
 State = optuna.trial.TrialState
 COUNTED = (State.COMPLETE, State.PRUNED)
 JOURNAL_FILE = "optuna.journal"
+WAIT_SECONDS = 1.0  # how often a worker with nothing to start looks again
 
 
-def open_storage(url: str | None, local_dir: Path) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str | None, local_dir: Path, on_stale: Callable[..., None] | None = None
+) -> optuna.storages.BaseStorage:
     """`--storage`: an RDB URL (postgresql://, sqlite:///), a journal file, or by default a
     journal file beside the MLflow store, which several local processes can share without
-    SQLite's "database is locked"."""
+    SQLite's "database is locked". `on_stale(study, trial)` hears of RDB trials whose
+    heartbeat stopped."""
     if url and "://" in url:
-        return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            failed_trial_callback=on_stale,
+        )
     path = Path(url.removeprefix("journal:")) if url else local_dir / JOURNAL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
@@ -36,14 +54,13 @@ def open_storage(url: str | None, local_dir: Path) -> optuna.storages.BaseStorag
 
 
 def make_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
+    """The grid is enqueued as trials instead (see `OptunaEngine`), so it needs no sampler."""
     seed = spec.engine.seed
     match spec.engine.sampler:
         case "tpe":
             return optuna.samplers.TPESampler(seed=seed)
-        case "random":
+        case "random" | "grid":
             return optuna.samplers.RandomSampler(seed=seed)
-        case "grid":
-            return optuna.samplers.GridSampler(spec.space.grid(), seed=seed)
         case "qmc":
             return optuna.samplers.QMCSampler(seed=seed)
     raise SweepError(f"engine.sampler: unknown sampler {spec.engine.sampler!r}")
@@ -73,90 +90,149 @@ def make_pruner(pruner: PrunerSpec | None, max_epochs: int) -> optuna.pruners.Ba
     raise SweepError(f"engine.pruner.name: unknown pruner {pruner.name!r}")
 
 
-def grid_size(spec: Spec) -> int | None:
-    if spec.engine.sampler != "grid":
-        return None
-    return math.prod(len(values) for values in spec.space.grid().values())
-
-
 class OptunaEngine:
     """A study named after the sweep, created or loaded from the storage."""
 
     def __init__(self, spec: Spec, storage: str | None, local_dir: Path) -> None:
         self.spec = spec
-        self.study = optuna.create_study(
-            study_name=spec.name,
-            storage=open_storage(storage, local_dir),
-            sampler=make_sampler(spec),
-            pruner=make_pruner(spec.engine.pruner, spec.train.epochs),
-            direction=spec.objective.direction,
-            load_if_exists=True,
-        )
-        wanted = optuna.study.StudyDirection[spec.objective.direction.upper()]
-        if self.study.direction != wanted:
-            raise SweepError(
-                f"study {spec.name!r} in this storage was run to {self.study.direction.name.lower()}, "
-                f"but the spec says {spec.objective.direction}; rename the sweep or use another storage"
+        self.lock = SweepLock(spec.name, storage, local_dir)
+        self._stale: list[optuna.trial.FrozenTrial] = []
+        with self.lock.hold():
+            self.study = optuna.create_study(
+                study_name=spec.name,
+                storage=open_storage(storage, local_dir, lambda _, trial: self._stale.append(trial)),
+                sampler=make_sampler(spec),
+                pruner=make_pruner(spec.engine.pruner, spec.train.epochs),
+                direction=spec.objective.direction,
+                load_if_exists=True,
             )
+            wanted = optuna.study.StudyDirection[spec.objective.direction.upper()]
+            if self.study.direction != wanted:
+                raise SweepError(
+                    f"study {spec.name!r} in this storage was run to "
+                    f"{self.study.direction.name.lower()}, but the spec says {spec.objective.direction}; "
+                    "rename the sweep or use another storage"
+                )
+            self.limit = spec.budget.trials
+            if spec.engine.sampler == "grid":
+                self.limit = min(self.limit, self._enqueue_grid())
+        self._reaped: set[int] = set()
+
+    def _enqueue_grid(self) -> int:
+        """A grid search is its points enqueued once, in order: exact and shared by all workers."""
+        grid = self.spec.space.grid()
+        points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        if "grid_size" not in self.study.user_attrs:
+            for point in points:
+                self.study.enqueue_trial(point, skip_if_exists=True)
+            self.study.set_user_attr("grid_size", len(points))
+        return len(points)
+
+    def _trials(self, *states: State) -> list[optuna.trial.FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=states or None)
 
     def counts(self) -> dict[str, int]:
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self._trials()
         states = {"complete": State.COMPLETE, "pruned": State.PRUNED, "failed": State.FAIL}
         return {name: sum(t.state == state for t in trials) for name, state in states.items()}
 
     def counted(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=COUNTED))
+        return len(self._trials(*COUNTED))
 
     def best(self) -> BestTrial | None:
-        if not self.study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
+        if not self._trials(State.COMPLETE):
             return None
         best = self.study.best_trial
-        return BestTrial(best.number, float(best.value), dict(best.user_attrs["config"]), best.user_attrs["run_id"])
+        attrs = best.user_attrs
+        return BestTrial(best.number, float(best.value), dict(attrs["config"]), attrs["run_id"])
+
+    def recover(self, runner: TrialRunner) -> None:
+        """Fail trials whose worker died, retry them if the budget allows, close their runs."""
+        if isinstance(self.study._storage, optuna.storages.RDBStorage):
+            optuna.storages.fail_stale_trials(self.study)  # reports to self._stale
+        for trial in self._trials(State.RUNNING):
+            if is_dead(trial.user_attrs.get(WORKER_ATTR)):
+                self.study._storage.set_trial_state_values(trial._trial_id, State.FAIL)
+                self._stale.append(trial)
+        while self._stale:
+            self._retry(self._stale.pop())
+        for trial in self._trials(State.FAIL):
+            if trial.number not in self._reaped and "run_id" in trial.user_attrs:
+                runner.abandon(trial.user_attrs["run_id"], "worker_lost")
+                self._reaped.add(trial.number)
+
+    def _retry(self, trial: optuna.trial.FrozenTrial) -> None:
+        original = trial.user_attrs.get("retry_of", trial.number)
+        retries = sum(t.user_attrs.get("retry_of") == original for t in self._trials())
+        if retries < self.spec.budget.retries:
+            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": original})
+
+    def _next_trial(self, runner: TrialRunner, started: float) -> optuna.Trial | str | None:
+        """Under the sweep's lock: a new trial, None to wait for running ones, or why to stop."""
+        budget = self.spec.budget
+        with self.lock.hold():
+            self.recover(runner)
+            done = self.counted()
+            if done >= self.limit:
+                return "budget"
+            if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
+                return "timeout"
+            if done + len(self._trials(State.RUNNING)) >= self.limit:
+                return None  # the budget is spoken for unless a running trial fails
+            trial = self.study.ask()
+            trial.set_user_attr(WORKER_ATTR, this_worker())
+            return trial
 
     def optimize(self, runner: TrialRunner, on_trial: OnTrial) -> str:
         """Run trials until the budget is spent; returns why the loop stopped.
 
-        Each trial is one `study.optimize(n_trials=1)` call, so Optuna's own bookkeeping
-        (stale-trial checks, state on failure) applies; a failed trial is recorded and the
-        loop goes on, up to `budget.max_failures` failures in a row.
+        A failed trial is recorded and the loop goes on, up to `budget.max_failures`
+        failures in a row; an interrupt records the trial in progress as failed
+        (`interrupted`) in the study, and its run as KILLED, before it propagates.
         """
-        spec, study, budget = self.spec, self.study, self.spec.budget
-        limit = min(budget.trials, grid_size(spec) or budget.trials)
         started = time.monotonic()
         failures = 0
-        outcomes: list[TrialOutcome] = []
-        errors: list[str] = []
-
-        def objective(trial: optuna.Trial) -> float:
-            config = spec.space.suggest(trial)
-            pruning = PruningCallback(trial, spec.objective.metric)
-            try:
-                outcome = runner(trial.number, config, callbacks=[pruning], pruning=pruning)
-            except TrialFailed as exc:
-                errors.append(str(exc))
-                raise
-            trial.set_user_attr("run_id", outcome.run_id)
-            trial.set_user_attr("config", dict(config))
-            outcomes.append(outcome)
-            if outcome.state == "pruned":
-                raise optuna.TrialPruned(f"pruned at epoch {pruning.pruned_epoch}")
-            return outcome.value
-
         while True:
-            if self.counted() >= limit:
-                return "budget"
-            if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
-                return "timeout"
-            done_before, failed_before = len(outcomes), len(errors)
-            study.optimize(objective, n_trials=1, catch=(TrialFailed,))
-            # Reported after optimize() returns, so the study already counts this trial.
-            on_trial(outcomes[-1] if len(outcomes) > done_before else None)
-            if len(errors) == failed_before:
-                failures = 0
+            trial = self._next_trial(runner, started)
+            if isinstance(trial, str):
+                return trial
+            if trial is None:
+                time.sleep(WAIT_SECONDS)
                 continue
-            failures += 1
-            if failures >= budget.max_failures:
-                raise SweepError(
-                    f"stopped after {failures} failed trials in a row "
-                    f"(budget.max_failures={budget.max_failures}); last: {errors[-1]}"
-                )
+            try:
+                outcome = self._run(trial, runner)
+            except TrialFailed as exc:
+                self.study.tell(trial, state=State.FAIL)
+                on_trial(None)
+                failures += 1
+                if failures >= self.spec.budget.max_failures:
+                    raise SweepError(
+                        f"stopped after {failures} failed trials in a row "
+                        f"(budget.max_failures={self.spec.budget.max_failures}); last: {exc}"
+                    ) from None
+                continue
+            except BaseException:
+                trial.set_user_attr("interrupted", True)
+                self.study.tell(trial, state=State.FAIL)
+                raise
+            failures = 0
+            if outcome.state == "pruned":
+                self.study.tell(trial, state=State.PRUNED)
+            else:
+                self.study.tell(trial, outcome.value)
+            on_trial(outcome)
+
+    def _run(self, trial: optuna.Trial, runner: TrialRunner) -> Any:
+        storage = self.study._storage
+        beating = isinstance(storage, optuna.storages.RDBStorage)
+        with Heartbeat(storage, trial._trial_id) if beating else nullcontext():
+            config = self.spec.space.suggest(trial)
+            pruning = PruningCallback(trial, self.spec.objective.metric)
+            trial.set_user_attr("config", dict(config))
+            return runner(
+                trial.number,
+                config,
+                callbacks=[pruning],
+                pruning=pruning,
+                on_run=lambda run_id: trial.set_user_attr("run_id", run_id),
+            )

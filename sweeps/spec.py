@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from experiments.registry import DATASETS, MODEL_OPTIONS, MODELS, is_npz, is_user_builder
 from sweeps.errors import SpecError
@@ -23,6 +31,7 @@ from sweeps.space import Space, SpaceError
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 SAMPLERS = ("tpe", "random", "grid", "qmc")
+ENGINE_OPTIONS = {"sampler": "optuna", "pruner": "optuna", "tuner": "kerastuner"}
 
 
 class _Section(BaseModel):
@@ -131,16 +140,39 @@ class PrunerSpec(_Section):
 
 
 class EngineSpec(_Section):
-    name: Literal["optuna"] = "optuna"
-    sampler: Literal["tpe", "random", "grid", "qmc"] = "tpe"
+    """`sampler`/`pruner` belong to Optuna, `tuner` to KerasTuner; each defaults for its own
+    engine (tpe, random) and is an error, if given, with the other."""
+
+    name: Literal["optuna", "kerastuner"] = "optuna"
+    sampler: Literal["tpe", "random", "grid", "qmc"] | None = None
+    tuner: Literal["random", "bayesian", "hyperband", "grid"] | None = None
     seed: int | None = 0
     pruner: PrunerSpec | None = None
 
+    @field_validator("sampler", "tuner", "pruner")
+    @classmethod
+    def _engine_option(cls, value: Any, info: ValidationInfo) -> Any:
+        owner = ENGINE_OPTIONS[info.field_name or ""]
+        engine = info.data.get("name")  # absent when the name itself was invalid
+        if value is not None and engine is not None and engine != owner:
+            instead = "engine.tuner" if owner == "optuna" else "engine.sampler"
+            raise ValueError(f"only for engine {owner}, not {engine} (which is set with {instead})")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> EngineSpec:
+        if self.name == "optuna" and self.sampler is None:
+            object.__setattr__(self, "sampler", "tpe")
+        if self.name == "kerastuner" and self.tuner is None:
+            object.__setattr__(self, "tuner", "random")
+        return self
+
 
 class BudgetSpec(_Section):
-    trials: int = Field(20, ge=1)
-    timeout: float | None = Field(None, gt=0)
-    max_failures: int = Field(5, ge=1)
+    trials: int = Field(20, ge=1)  # complete + pruned trials, across all workers
+    timeout: float | None = Field(None, gt=0)  # seconds, per worker
+    retries: int = Field(0, ge=0)  # re-runs of a trial whose worker died
+    max_failures: int = Field(5, ge=1)  # failed trials in a row before a worker gives up
 
 
 class Spec(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,7 @@ class TrialRunner:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         keep_checkpoint: str | None = None,
+        on_run: Callable[[str], None] | None = None,
     ) -> TrialOutcome:
         """Train and record one config.
 
@@ -109,7 +111,8 @@ class TrialRunner:
         `initial_weights` let an engine continue a trial in rounds (KerasTuner's Hyperband);
         `params` and `tags` are the engine's own, logged with the run. `keep_checkpoint`: a path
         the best checkpoint is copied to for the engine (the run's own copy is uploaded and then
-        removed on the tracker's writer thread).
+        removed on the tracker's writer thread). `on_run(run_id)` hears the MLflow run id
+        before training starts, so a worker that dies mid-trial leaves it findable.
 
         Raises TrialFailed (already recorded) when training raises or the loss is NaN.
         """
@@ -121,6 +124,8 @@ class TrialRunner:
             run_name(number, config),
             extra_tags={"sweeplab.engine": self.spec.engine.name, **(tags or {})},
         )
+        if on_run is not None:
+            on_run(recorder.run_id)
         objective = self.spec.objective.metric
         try:
             job = replace(
@@ -133,6 +138,7 @@ class TrialRunner:
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             recorder.fail("exception", error, {"trial_seconds": time.perf_counter() - started})
+            gc.collect()  # free what the failed trial held (e.g. after running out of memory)
             raise TrialFailed("exception", error) from exc
         except KeyboardInterrupt:
             recorder.fail("interrupted", "interrupted by the user", state="interrupted")
@@ -151,3 +157,7 @@ class TrialRunner:
             metrics["pruned_epoch"] = pruning.pruned_epoch
         recorder.finish(result, objective, metrics, state=state, title=run_name(number, config))
         return TrialOutcome(number, dict(config), state, result.best_value, result, recorder.run_id)
+
+    def abandon(self, run_id: str, reason: str) -> None:
+        """Close the run of a trial whose worker died (found stale by the engine)."""
+        self.tracker.abandon(run_id, reason)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -87,3 +90,63 @@ def sweeps_frame(tracking_uri: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["sweep", "status", "engine", "trials", "objective", "best", "started"])
+
+
+@dataclass(frozen=True)
+class StoredSweep:
+    """A sweep as MLflow holds it, finished or still running: what a report is built from."""
+
+    name: str
+    experiment_id: str
+    parent: Run
+    spec_yaml: str | None  # the parent run's spec.yaml artifact
+    trials: pd.DataFrame  # `trial_row`s, plus each trial's `config` as a dict
+
+
+def parent_run(client: MlflowClient, sweep: str) -> Run | None:
+    """The sweep's parent run (the first, should two workers have raced to create it)."""
+    experiment = client.get_experiment_by_name(sweep)
+    if experiment is None:
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def read_text_artifact(client: MlflowClient, run_id: str, path: str) -> str | None:
+    """A small text artifact of a run, or None when the run has no such file."""
+    folder = str(Path(path).parent) if "/" in path else None
+    if path not in {a.path for a in client.list_artifacts(run_id, folder)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, path, tmp)).read_text(encoding="utf-8")
+
+
+def load_sweep(tracking_uri: str, sweep: str) -> StoredSweep | None:
+    """The parent run, spec and trials of a sweep; None when the store has no such sweep."""
+    client = MlflowClient(tracking_uri)
+    parent = parent_run(client, sweep)
+    if parent is None:
+        return None
+    return StoredSweep(
+        name=sweep,
+        experiment_id=parent.info.experiment_id,
+        parent=parent,
+        spec_yaml=read_text_artifact(client, parent.info.run_id, "spec.yaml"),
+        trials=pd.DataFrame(
+            [{**trial_row(run), "config": json.loads(run.data.tags.get(tags.CONFIG, "{}"))}
+             for run in trial_runs(client, sweep)]
+        ),
+    )
+
+
+def metric_histories(tracking_uri: str, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+    """Per-step values of one metric for a few runs: (step, value) in step order."""
+    client = MlflowClient(tracking_uri)
+    return {
+        run_id: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for run_id in run_ids
+    }

@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from tracking import tags
 from tracking.artifacts import write_curves_png, write_history_csv
+from tracking.provenance import provenance_tags
 from tracking.store import artifact_location
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class SweepTracker:
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=self.sweep,
-                tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep},
+                tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep, **provenance_tags()},
             )
             run_id = run.info.run_id
             self.client.log_batch(
@@ -208,6 +209,21 @@ class SweepTracker:
                 )
         self.client.set_tag(self.run_id, tags.BEST_MODEL_TRIAL, str(number))
         return True
+
+    def abandon(self, run_id: str, reason: str) -> None:
+        """A trial run left RUNNING by a worker that died: KILLED, with the reason as tags."""
+        try:
+            if self.client.get_run(run_id).info.status != "RUNNING":
+                return
+            run_tags = [
+                RunTag(tags.STATE, "failed"),
+                RunTag(tags.REASON, reason),
+                RunTag(tags.ERROR, "the worker running this trial died before it finished"),
+            ]
+            self.client.log_batch(run_id, tags=run_tags)
+            self.client.set_terminated(run_id, status="KILLED")
+        except Exception as exc:
+            self.faults.add(f"closing abandoned trial run {run_id}", exc)
 
     def close(self, status: str = "FINISHED") -> None:
         """Finish the queued writes, then the parent run."""

@@ -1,0 +1,226 @@
+"""A sweep's report, built from what MLflow holds alone: any sweep in the store, finished or
+still running, from any machine, whichever engine ran it.
+
+Only complete trials are ranked; a pruned trial's value is its best before it was stopped and
+a running one has none yet, so both are listed, never compared.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from sweeps.errors import ReportError
+from sweeps.report.expected import expected_best
+from sweeps.report.importance import param_importances
+from sweeps.spec import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from tracking.query import StoredSweep
+
+SUMMARY = ("best_epoch", "stopped_epoch", "epochs_run", "train_seconds", "trial_seconds")
+
+
+@dataclass
+class Report:
+    """Everything the renderers and the retrain step need, computed once."""
+
+    sweep: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    status: str  # the parent run's: RUNNING while the sweep goes on
+    spec: Spec
+    trials: pd.DataFrame  # one row per trial, any state; config keys as columns
+    ranked: pd.DataFrame  # complete trials, best first
+    top: int
+    optimizers: pd.DataFrame
+    importances: dict[str, float]
+    expected: pd.DataFrame  # n, mean, std
+    curve_metric: str
+    curves: dict[str, list[tuple[int, float]]]  # run id -> (epoch, value), best trial per optimizer
+    provenance: dict[str, Any]
+    generated: str
+    retrain: dict[str, Any] | None = field(default=None)
+
+    @property
+    def metric(self) -> str:
+        return self.spec.objective.metric
+
+    @property
+    def maximize(self) -> bool:
+        return self.spec.objective.direction == "maximize"
+
+    @property
+    def params(self) -> list[str]:
+        """The searched parameters, in space order (momentum only where it applies)."""
+        return [name for name in self.spec.space.searched if name in self.trials.columns]
+
+    @property
+    def best(self) -> pd.Series | None:
+        return None if self.ranked.empty else self.ranked.iloc[0]
+
+    def best_config(self) -> dict[str, Any]:
+        """The best trial's config exactly as it ran (types kept from the run's config tag)."""
+        best = self.best
+        if best is None:
+            return {}
+        return {k: _plain(v) for k, v in best["config"].items()}
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state; complete, pruned, failed and running always present."""
+        found = self.trials["state"].value_counts().to_dict() if not self.trials.empty else {}
+        base = {state: 0 for state in ("complete", "pruned", "failed", "running")}
+        return {**base, **{str(k): int(v) for k, v in found.items()}}
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, NaN to None: JSON- and YAML-safe."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def numeric_summaries(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored trials with value and summaries as numbers (NaN where a trial has none yet)."""
+    if frame.empty:
+        return pd.DataFrame(columns=["trial", "run_id", "state", "value", "config", "reason", "error", *SUMMARY])
+    frame = frame.copy()
+    for column in ("value", *SUMMARY):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def rank(trials: pd.DataFrame, maximize: bool) -> pd.DataFrame:
+    """Complete trials with a finite value, best first; ties go to the earlier trial, as Optuna's."""
+    done = trials[(trials["state"] == "complete") & trials["value"].notna()]
+    ordered = done.assign(_key=-done["value"] if maximize else done["value"])
+    return ordered.sort_values(["_key", "trial"], kind="stable").drop(columns="_key").reset_index(drop=True)
+
+
+def optimizer_table(ranked: pd.DataFrame, maximize: bool) -> pd.DataFrame:
+    """Per optimizer over complete trials: how many, the best, the median, epochs to the best."""
+    columns = ["optimizer", "trials", "best", "median", "mean_best_epoch", "best_trial"]
+    if ranked.empty or "optimizer" not in ranked:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for optimizer, group in ranked.groupby("optimizer", sort=False):  # ranked: the group's first is best
+        rows.append({
+            "optimizer": optimizer,
+            "trials": len(group),
+            "best": group["value"].iloc[0],
+            "median": group["value"].median(),
+            "mean_best_epoch": group["best_epoch"].mean(),
+            "best_trial": int(group["trial"].iloc[0]),
+        })
+    table = pd.DataFrame(rows, columns=columns)
+    return table.sort_values("best", ascending=not maximize, kind="stable").reset_index(drop=True)
+
+
+def expected_table(ranked: pd.DataFrame, maximize: bool) -> pd.DataFrame:
+    """Expected best score of n = 1..N trials drawn from this sweep's complete trials."""
+    if ranked.empty:
+        return pd.DataFrame(columns=["n", "mean", "std"])
+    mean, std = expected_best(ranked.sort_values("trial")["value"].tolist(), maximize=maximize)
+    return pd.DataFrame({"n": range(1, len(mean) + 1), "mean": mean, "std": std})
+
+
+def curve_metric(metric: str) -> str:
+    """The per-epoch validation metric to draw: the objective's validation counterpart."""
+    return metric if metric.startswith("val_") else f"val_{metric}"
+
+
+def provenance(stored: StoredSweep, spec: Spec) -> dict[str, Any]:
+    """What the sweep ran with, as the parent run recorded it; the report machine's versions
+    stand in (and say so) for a sweep that recorded none."""
+    from tracking import tags
+    from tracking.provenance import package_versions
+
+    parent_tags = stored.parent.data.tags
+    recorded = parent_tags.get(tags.VERSIONS)
+    return {
+        "engine": spec.engine.name,
+        "sampler": spec.engine.sampler,
+        "engine_seed": spec.engine.seed,
+        "train_seed": spec.train.seed,
+        "dataset": spec.dataset.model_dump(exclude_none=True),
+        "model": {"name": spec.model.name, **spec.model.options()},
+        "versions": json.loads(recorded) if recorded else package_versions(),
+        "versions_from": "sweep" if recorded else "report (the sweep recorded none)",
+        "git_commit": parent_tags.get(tags.GIT_COMMIT),
+        "git_dirty": parent_tags.get(tags.GIT_DIRTY) == "true" if tags.GIT_DIRTY in parent_tags else None,
+        "started": _time(stored.parent.info.start_time),
+        "ended": _time(stored.parent.info.end_time),
+        "spec_yaml": stored.spec_yaml,
+    }
+
+
+def _time(ms: int | None) -> str | None:
+    return None if not ms else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def unknown_sweep(tracking_uri: str, name: str) -> ReportError:
+    """The one-line error for a name the store does not hold, listing the sweeps it does."""
+    import difflib
+
+    from tracking.query import sweeps_frame
+
+    known = sorted(sweeps_frame(tracking_uri)["sweep"].tolist())
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    listing = ", ".join(known) if known else "none"
+    return ReportError(f"no sweep {name!r} in {tracking_uri}{hint}; sweeps there: {listing}")
+
+
+def load(tracking_uri: str, name: str) -> StoredSweep:
+    """The stored sweep, or a ReportError naming the sweeps the store holds."""
+    from tracking.query import load_sweep
+
+    stored = load_sweep(tracking_uri, name)
+    if stored is None:
+        raise unknown_sweep(tracking_uri, name)
+    if stored.spec_yaml is None:
+        raise ReportError(f"sweep {name!r}: its parent run has no spec.yaml artifact to rebuild the spec from")
+    return stored
+
+
+def build_report(tracking_uri: str, name: str, top: int = 10) -> Report:
+    """Read sweep `name` from the store and compute every table and series of its report."""
+    import yaml
+
+    from tracking.query import metric_histories
+
+    stored = load(tracking_uri, name)
+    spec = parse_spec(yaml.safe_load(stored.spec_yaml or ""), source=f"{name} (spec.yaml of the parent run)")
+    maximize = spec.objective.direction == "maximize"
+    trials = numeric_summaries(stored.trials)
+    ranked = rank(trials, maximize)
+    optimizers = optimizer_table(ranked, maximize)
+    ids = ranked.set_index("trial")["run_id"]
+    best_runs = [ids[t] for t in optimizers["best_trial"]]
+    metric = curve_metric(spec.objective.metric)
+    return Report(
+        sweep=name,
+        tracking_uri=tracking_uri,
+        experiment_id=stored.experiment_id,
+        parent_run_id=stored.parent.info.run_id,
+        status=stored.parent.info.status,
+        spec=spec,
+        trials=trials,
+        ranked=ranked,
+        top=top,
+        optimizers=optimizers,
+        importances=param_importances(spec.space, ranked, spec.objective.direction),
+        expected=expected_table(ranked, maximize),
+        curve_metric=metric,
+        curves=metric_histories(tracking_uri, best_runs, metric),
+        provenance=provenance(stored, spec),
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
