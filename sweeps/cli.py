@@ -1,4 +1,4 @@
-"""The `sweep` command: run | ui | list.
+"""The `sweep` command: run | ui | list | report | compare.
 
 Errors a user can fix (a bad spec, a bad option, missing data) end the command with exit
 code 2 and one line on stderr, no traceback. Heavy packages (TensorFlow, MLflow) are
@@ -8,13 +8,17 @@ imported only by the commands that need them, so `sweep --help` and spec errors 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
     from sweeps.runner import SweepResult
+    from sweeps.spec import Spec
 
 app = typer.Typer(
     name="sweep",
@@ -54,35 +58,102 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (SweepError, DatasetError, ModelError)
 
 
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."),
+]
+
+
+def _load(spec: str, overrides: dict[str, object] | None = None) -> Spec:
+    from sweeps.spec import load_spec
+
+    try:
+        return load_spec(spec, overrides)
+    except _user_errors() as exc:
+        fail(str(exc))
+
+
+def _gpu_list(gpus: str | None) -> list[int] | None:
+    if gpus is None:
+        return None
+    try:
+        return [int(part) for part in gpus.split(",") if part.strip()]
+    except ValueError:
+        fail(f"--gpus: expected GPU indices such as 0,1 (got {gpus!r})")
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM stops a sweep as Ctrl-C does: the trial in progress is recorded as interrupted,
+    the stores are left consistent, and the exit code says so (130 for SIGINT, 143 for SIGTERM)."""
+    received: list[int] = []
+
+    def on_term(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted; the trial in progress was recorded as interrupted. "
+                   "Run the same command again to continue the sweep.", err=True)
+        raise typer.Exit(143 if received else 130) from None
+    except _user_errors() as exc:
+        from sweeps.errors import SweepFailed
+
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1 if isinstance(exc, SweepFailed) else 2) from None
+    except ValueError as exc:  # e.g. a tracking URI MLflow cannot use
+        fail(str(exc))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def run(
     spec: Annotated[str, typer.Argument(help="A spec file, or the name of a built-in spec.")] = "quickstart",
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Override budget.trials.")] = None,
     tracking_uri: TrackingUri = None,
-    storage: Annotated[
-        str | None,
-        typer.Option("--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."),
+    storage: Storage = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes on this machine.")] = 1,
+    gpus: Annotated[
+        str | None, typer.Option("--gpus", help="GPU indices for the workers, e.g. 0,1 (default: all).")
     ] = None,
+    workers_per_gpu: Annotated[
+        int, typer.Option("--workers-per-gpu", min=1, help="Workers sharing one GPU (memory growth on).")
+    ] = 1,
 ) -> None:
     """Run a sweep (the built-in `quickstart` if no spec is given), or continue an interrupted one."""
-    from sweeps.spec import load_spec
-
-    try:
-        loaded = load_spec(spec, {"budget.trials": trials} if trials else None)
-    except _user_errors() as exc:
-        fail(str(exc))
+    loaded = _load(spec, {"budget.trials": trials} if trials else None)
+    gpu_list = _gpu_list(gpus)
     _quiet_libraries()
     from sweeps.progress import SweepProgress
-    from sweeps.runner import run_sweep
+    from sweeps.runner import Sweep, run_sweep
+    from sweeps.workers import run_with_workers
 
-    try:
-        with SweepProgress(loaded.name, loaded.budget.trials) as progress:
-            result = run_sweep(loaded, tracking_uri=tracking_uri, storage=storage, on_trial=progress.update)
-    except _user_errors() as exc:
-        fail(str(exc))
-    except ValueError as exc:  # e.g. a tracking URI MLflow cannot use
-        fail(str(exc))
+    with _interruptible(), SweepProgress(loaded.name, loaded.budget.trials) as progress:
+        if workers == 1 and gpu_list is None:
+            result = run_sweep(loaded, tracking_uri=tracking_uri, storage=storage, on_progress=progress.update)
+        else:
+            sweep = Sweep(loaded, tracking_uri, storage)
+            result = run_with_workers(sweep, storage, workers, gpu_list, workers_per_gpu, progress.update)
     _print_summary(result)
+
+
+@app.command()
+def worker(
+    spec: Annotated[str, typer.Argument(help="The sweep's spec file (or built-in name).")],
+    tracking_uri: TrackingUri = None,
+    storage: Storage = None,
+) -> None:
+    """Join a running sweep from any machine: run its trials until the shared budget is spent."""
+    loaded = _load(spec)
+    _quiet_libraries()
+    from sweeps.runner import Sweep
+
+    with _interruptible():
+        Sweep(loaded, tracking_uri, storage).work()
 
 
 def _print_summary(result: SweepResult) -> None:
@@ -174,6 +245,13 @@ def list_(tracking_uri: TrackingUri = None) -> None:
     frame = sweeps_frame(uri)
     typer.echo(f"\nsweeps in {uri}:")
     typer.echo(frame.to_string(index=False) if not frame.empty else "  none")
+
+
+# The report's commands use fail() and the options above, so they are registered last.
+from sweeps.report.commands import compare, report  # noqa: E402
+
+app.command()(report)
+app.command()(compare)
 
 
 def main() -> None:

@@ -17,3 +17,7 @@ class SpecError(SweepError, ValueError):
 
 class ReportError(SweepError):
     """A report that cannot be written: an unknown sweep, a store without it, nothing to retrain."""
+
+
+class SweepFailed(SweepError):
+    """The sweep could not go on (too many failed trials in a row, a worker died): exit code 1."""

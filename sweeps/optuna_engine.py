@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from sweeps.engine import BestTrial, OnTrial
-from sweeps.errors import SweepError
+from sweeps.errors import SweepError, SweepFailed
 from sweeps.liveness import GRACE_SECONDS, HEARTBEAT_SECONDS, WORKER_ATTR, Heartbeat, is_dead, this_worker
 from sweeps.locks import SweepLock
 from sweeps.pruning import PruningCallback
@@ -206,7 +206,7 @@ class OptunaEngine:
                 on_trial(None)
                 failures += 1
                 if failures >= self.spec.budget.max_failures:
-                    raise SweepError(
+                    raise SweepFailed(
                         f"stopped after {failures} failed trials in a row "
                         f"(budget.max_failures={self.spec.budget.max_failures}); last: {exc}"
                     ) from None

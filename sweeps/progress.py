@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-if TYPE_CHECKING:
-    from sweeps.trial import TrialOutcome
-
 
 class SweepProgress:
     """A rich progress bar on stderr, advanced by the runner's `on_trial` hook."""
@@ -27,7 +21,6 @@ class SweepProgress:
             console=Console(stderr=True),
         )
         self._task = self._progress.add_task(name, total=trials, best="-", failed=0)
-        self._failed = 0
 
     def __enter__(self) -> SweepProgress:
         self._progress.start()
@@ -41,12 +34,10 @@ class SweepProgress:
     ) -> None:
         self._progress.stop()
 
-    def update(self, outcome: TrialOutcome | None, counted: int, best: float | None) -> None:
-        if outcome is None:
-            self._failed += 1
+    def update(self, counts: dict[str, int], counted: int, best: float | None) -> None:
         self._progress.update(
             self._task,
             completed=counted,
             best="-" if best is None else f"{best:.4f}",
-            failed=self._failed,
+            failed=counts.get("failed", 0),
         )

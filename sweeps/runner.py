@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 
     from sweeps.trial import TrialOutcome
 
+# Progress after each trial: (trials by state, trials counted against the budget, best value).
+OnProgress = Callable[[dict[str, int], int, "float | None"], None]
+
 # Written out so that logging the best model never pays for requirement inference.
 MODEL_REQUIREMENTS = ("keras", "tensorflow")
 
@@ -62,80 +65,113 @@ def spec_params(spec: Spec) -> dict[str, Any]:
     return flat
 
 
+class Sweep:
+    """A sweep's stores, opened: the engine's study (created or resumed) and the MLflow parent run.
+
+    The process that opens it may train trials itself (`work`), leave that to worker
+    processes, or both; the one that started the sweep closes it (`finish`).
+    """
+
+    def __init__(self, spec: Spec, tracking_uri: str | None = None, storage: str | None = None) -> None:
+        from sweeps.engine import make_engine
+        from tracking.runs import SweepTracker
+        from tracking.store import local_dir, resolve_tracking_uri
+
+        self.spec = spec
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.engine = make_engine(spec, storage, local_dir(self.uri))
+        self.tracker = SweepTracker(self.uri, spec.name)
+        self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
+
+    def summarize(self) -> None:
+        """Trial counts and the best so far, on the parent run."""
+        best = self.engine.best()
+        summary = None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+        self.tracker.summarize(self.engine.counts(), summary, self.spec.objective.metric)
+
+    def progress(self, on_progress: OnProgress | None) -> None:
+        if on_progress is not None:
+            best = self.engine.best()
+            on_progress(self.engine.counts(), self.engine.counted(), None if best is None else best.value)
+
+    def work(self, on_progress: OnProgress | None = None) -> str:
+        """Train trials in this process until the budget is spent; returns why it stopped."""
+        from experiments.data import load_dataset
+        from sweeps.trial import TrialRunner
+
+        ds = self.spec.dataset
+        data = load_dataset(
+            ds.name,
+            validation_split=ds.validation_split,
+            seed=ds.seed,
+            train_size=ds.train_size,
+            val_size=ds.val_size,
+            test_size=ds.test_size,
+            image_size=ds.image_size,
+        )
+
+        def after_trial(outcome: TrialOutcome | None) -> None:
+            self.summarize()
+            self.progress(on_progress)
+
+        try:
+            return self.engine.optimize(TrialRunner(self.spec, data, self.tracker), after_trial)
+        finally:
+            self.tracker.drain()
+
+    def finish(self, status: str, reason: str) -> SweepResult:
+        """Close the sweep: best model (once), totals, parent run status; returns the result."""
+        from sweeps.accounting import accounting
+        from tracking.query import trials_frame
+
+        best = self.engine.best()
+        if best is not None and status == "FINISHED":
+            self.tracker.log_best_model(best.run_id, best.number, pip_requirements())
+        self.summarize()
+        self.tracker.drain()
+        trials = trials_frame(self.uri, self.spec.name)
+        totals = accounting(trials, self.spec.train.epochs)
+        self.tracker.log_metrics(totals, step=len(trials))
+        self.tracker.close(status)
+        return SweepResult(
+            name=self.spec.name,
+            direction=self.spec.objective.direction,
+            best_config=None if best is None else best.config,
+            best_value=None if best is None else best.value,
+            best_trial=None if best is None else best.number,
+            best_run_id=None if best is None else best.run_id,
+            counts=self.engine.counts(),
+            stop_reason=reason,
+            totals=totals,
+            tracking_uri=self.uri,
+            parent_run_id=self.parent,
+            trials=trials,
+            faults=list(self.tracker.faults.items),
+        )
+
+
 def run_sweep(
     spec: Spec,
     *,
     tracking_uri: str | None = None,
     storage: str | None = None,
-    on_trial: Callable[[TrialOutcome | None, int, float | None], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> SweepResult:
-    """Run (or continue) a sweep and return its best config.
+    """Run (or continue) a sweep in this process and return its best config.
 
-    `on_trial(outcome, trials_counted, best_value)` is called after every trial (outcome None
-    for a failed one), for progress displays.
+    `on_progress(counts, counted, best_value)` is called after every trial.
     """
-    from experiments.data import load_dataset
-    from sweeps.accounting import accounting
-    from sweeps.engine import make_engine
-    from sweeps.trial import TrialRunner
-    from tracking.query import trials_frame
-    from tracking.runs import SweepTracker
-    from tracking.store import local_dir, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    ds = spec.dataset
-    data = load_dataset(
-        ds.name,
-        validation_split=ds.validation_split,
-        seed=ds.seed,
-        train_size=ds.train_size,
-        val_size=ds.val_size,
-        test_size=ds.test_size,
-        image_size=ds.image_size,
-    )
-    engine = make_engine(spec, storage, local_dir(uri))
-    tracker = SweepTracker(uri, spec.name)
-    parent = tracker.open(spec_params(spec), spec.to_yaml())
-
-    def after_trial(outcome: TrialOutcome | None) -> None:
-        best = engine.best()
-        summary = None if best is None else {"number": best.number, "value": best.value, "config": best.config}
-        tracker.summarize(engine.counts(), summary, spec.objective.metric)
-        if on_trial is not None:
-            on_trial(outcome, engine.counted(), None if best is None else best.value)
-
-    status = "FAILED"
+    sweep = Sweep(spec, tracking_uri, storage)
+    status, reason = "FAILED", "error"
     try:
-        reason = engine.optimize(TrialRunner(spec, data, tracker), after_trial)
+        reason = sweep.work(on_progress)
         status = "FINISHED"
     except KeyboardInterrupt:
-        status = "KILLED"
+        status, reason = "KILLED", "interrupted"
         raise
     finally:
-        best = engine.best()
-        if best is not None and status == "FINISHED":
-            tracker.log_best_model(best.run_id, best.number, pip_requirements(), data.x_val[:5])
-        tracker.drain()
-        trials = trials_frame(uri, spec.name)
-        totals = accounting(trials, spec.train.epochs)
-        tracker.log_metrics(totals, step=len(trials))
-        tracker.close(status)
-
-    return SweepResult(
-        name=spec.name,
-        direction=spec.objective.direction,
-        best_config=None if best is None else best.config,
-        best_value=None if best is None else best.value,
-        best_trial=None if best is None else best.number,
-        best_run_id=None if best is None else best.run_id,
-        counts=engine.counts(),
-        stop_reason=reason,
-        totals=totals,
-        tracking_uri=uri,
-        parent_run_id=parent,
-        trials=trials,
-        faults=list(tracker.faults.items),
-    )
+        result = sweep.finish(status, reason)
+    return result
 
 
 def run(

@@ -182,13 +182,11 @@ class SweepTracker:
         metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
         self.submit("sweep totals", self.client.log_batch, self.run_id, metrics)
 
-    def log_best_model(
-        self, trial_run_id: str, number: int, pip_requirements: list[str], example: Any
-    ) -> bool:
+    def log_best_model(self, trial_run_id: str, number: int, pip_requirements: list[str]) -> bool:
         """Log the best trial's checkpoint once as an MLflow model on the parent run.
 
         Requirements are given explicitly: inferring them costs seconds per call. The
-        signature comes from `example`, a few input rows. Returns False when the best trial's model is already there.
+        signature comes from the model's input shape. Returns False when it is already there.
         """
         assert self.run_id is not None
         self.drain()
@@ -197,10 +195,12 @@ class SweepTracker:
             return False
         import keras
         import mlflow
+        import numpy as np
 
         with tempfile.TemporaryDirectory() as tmp:
             path = self.client.download_artifacts(trial_run_id, "checkpoint/best.keras", tmp)
             model = keras.saving.load_model(path)
+            example = np.zeros((1, *model.inputs[0].shape[1:]), dtype="float32")
             signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
             mlflow.set_tracking_uri(self.tracking_uri)
             with mlflow.start_run(run_id=self.run_id):

@@ -70,7 +70,7 @@ class Report:
         best = self.best
         if best is None:
             return {}
-        return {k: _plain(v) for k, v in best["config"].items()}
+        return plain(dict(best["config"]))
 
     def counts(self) -> dict[str, int]:
         """Trials by state; complete, pruned, failed and running always present."""
@@ -79,11 +79,15 @@ class Report:
         return {**base, **{str(k): int(v) for k, v in found.items()}}
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, NaN to None: JSON- and YAML-safe."""
-    if hasattr(value, "item"):
+def plain(value: Any) -> Any:
+    """JSON- and YAML-safe: numpy scalars to Python ones, NaN and pandas' missing values to None."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
         return None
     return value
 
@@ -153,7 +157,8 @@ def provenance(stored: StoredSweep, spec: Spec) -> dict[str, Any]:
         "dataset": spec.dataset.model_dump(exclude_none=True),
         "model": {"name": spec.model.name, **spec.model.options()},
         "versions": json.loads(recorded) if recorded else package_versions(),
-        "versions_from": "sweep" if recorded else "report (the sweep recorded none)",
+        "versions_from": "as the sweep recorded them" if recorded
+        else "of the machine that wrote this report: the sweep recorded none",
         "git_commit": parent_tags.get(tags.GIT_COMMIT),
         "git_dirty": parent_tags.get(tags.GIT_DIRTY) == "true" if tags.GIT_DIRTY in parent_tags else None,
         "started": _time(stored.parent.info.start_time),
@@ -191,14 +196,19 @@ def load(tracking_uri: str, name: str) -> StoredSweep:
     return stored
 
 
-def build_report(tracking_uri: str, name: str, top: int = 10) -> Report:
-    """Read sweep `name` from the store and compute every table and series of its report."""
+def stored_spec(stored: StoredSweep) -> Spec:
+    """The spec the sweep last ran with, from its parent run's spec.yaml."""
     import yaml
 
+    return parse_spec(yaml.safe_load(stored.spec_yaml or ""), source=f"{stored.name} (spec.yaml of the parent run)")
+
+
+def build_report(tracking_uri: str, name: str, top: int = 10) -> Report:
+    """Read sweep `name` from the store and compute every table and series of its report."""
     from tracking.query import metric_histories
 
     stored = load(tracking_uri, name)
-    spec = parse_spec(yaml.safe_load(stored.spec_yaml or ""), source=f"{name} (spec.yaml of the parent run)")
+    spec = stored_spec(stored)
     maximize = spec.objective.direction == "maximize"
     trials = numeric_summaries(stored.trials)
     ranked = rank(trials, maximize)

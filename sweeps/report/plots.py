@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sweeps.report.build import Report
+    from sweeps.space import Param
 
 DPI = 100
 
@@ -61,6 +62,26 @@ def optimizer_colors(report: Report) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
+def _space_x(ax: Axes, param: Param) -> None:
+    """An x axis spanning the parameter's searched range, so a reader sees where in it the
+    trials fell; a log range is labelled at powers of ten only (minor labels collide)."""
+    from matplotlib.ticker import NullFormatter
+
+    from sweeps.space import Range
+
+    if not isinstance(param, Range):
+        return
+    if param.log:
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(param.low / 1.25, param.high * 1.25)
+        return
+    margin = 0.04 * (param.high - param.low)
+    ax.set_xlim(param.low - margin, param.high + margin)
+    if param.integer:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+
 def _by_optimizer(ax: Axes, report: Report, x: pd.Series, colors: dict[str, str]) -> None:
     """Complete trials at `x` (aligned with `report.ranked`; NaN: not shown) against the
     objective, one colour per optimizer; the best trial ringed by a star."""
@@ -71,7 +92,6 @@ def _by_optimizer(ax: Axes, report: Report, x: pd.Series, colors: dict[str, str]
     if 0 in ranked.index:  # ranked is best first
         ax.scatter([x[0]], [ranked.loc[0, "value"]], marker="*", s=220, facecolors="none",
                    edgecolors="black", linewidths=1.2, zorder=4, label="best")
-    ax.set_ylabel(report.metric)
     ax.grid(alpha=0.3)
 
 
@@ -94,6 +114,7 @@ def objective_by_trial(report: Report) -> Plot | None:
         ax.scatter(failed["trial"], np.zeros(len(failed)) + 0.02, marker="v", s=30, color="C3",
                    transform=ax.get_xaxis_transform(), label="failed", clip_on=False)
     ax.set_xlabel("trial")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(report.metric)
     ax.set_title(f"{report.metric} by trial ({'higher' if report.maximize else 'lower'} is better)")
     ax.grid(alpha=0.3)
@@ -109,8 +130,9 @@ def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
     fig = _figure()
     ax = fig.add_subplot()
     _by_optimizer(ax, report, report.ranked["learning_rate"].astype(float), colors)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (log scale)")
+    _space_x(ax, report.spec.space.params["learning_rate"])
+    ax.set_ylabel(report.metric)
+    ax.set_xlabel("learning rate (log scale, the searched range)")
     ax.set_title(f"learning rate against {report.metric}, by optimizer")
     ax.legend(fontsize="small", loc="best")
     caption = "Complete trials; each optimizer has its own good range of learning rates."
@@ -119,7 +141,7 @@ def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
 
 def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
     """Each other searched parameter (dropout, patience, ...) against the objective."""
-    from sweeps.space import Choice, Range
+    from sweeps.space import Choice
 
     names = [n for n in report.params if n not in ("optimizer", "learning_rate")]
     if report.ranked.empty or not names:
@@ -135,10 +157,10 @@ def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
             ax.set_xticks(range(len(labels)), labels)
         else:
             x = pd.to_numeric(values, errors="coerce")
-            if isinstance(param, Range) and param.log:
-                ax.set_xscale("log")
+            _space_x(ax, param)
         _by_optimizer(ax, report, x.astype(float), colors)
         ax.set_xlabel(name)
+    axes[0].set_ylabel(report.metric)
     axes[0].legend(fontsize="x-small", loc="best")
     title = " and ".join(names) if len(names) <= 2 else ", ".join(names)
     caption = "Complete trials, coloured by optimizer; conditional parameters show only where they apply."
@@ -202,9 +224,10 @@ def expected_best_plot(report: Report) -> Plot | None:
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot(table["n"], table["mean"], color="C0", marker="o", markersize=3, label="expected best of n trials")
-    ax.fill_between(table["n"], table["mean"] - table["std"], table["mean"] + table["std"], color="C0",
-                    alpha=0.2, label="± 1 std")
     done = report.ranked.sort_values("trial")["value"]
+    # The best of n draws never leaves the range of the scores, so neither does the band.
+    low, high = (table["mean"] - table["std"]).clip(done.min()), (table["mean"] + table["std"]).clip(None, done.max())
+    ax.fill_between(table["n"], low, high, color="C0", alpha=0.2, label="± 1 std (within the scores' range)")
     observed = (done.cummax() if report.maximize else done.cummin()).to_numpy()
     ax.step(range(1, len(observed) + 1), observed, where="post", color="C3", linewidth=1, linestyle="--",
             label="this sweep's best so far")
@@ -214,8 +237,8 @@ def expected_best_plot(report: Report) -> Plot | None:
     ax.set_title(f"expected best {report.metric} by budget (Dodge et al., 2019)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    caption = ("E[best of n] over the sweep's complete trials, drawn with replacement: with the N values "
-               "sorted, sum_i v_(i) ((i/N)^n - ((i-1)/N)^n).")
+    caption = ("E[best of n] over the sweep's complete trials drawn with replacement; the band is one "
+               "standard deviation, the dashed line what this sweep found in trial order.")
     return Plot("expected_best", "Expected best score by number of trials", caption, _png(fig))
 
 

@@ -1,0 +1,103 @@
+"""Retrain the best config on train+validation, test it once, register it.
+
+The sweep chose the config and its epoch count on the validation split; with both chosen,
+the validation data is more training data. Training runs for the best trial's best epoch
+(no early stopping is possible without held-out data), the test split is touched exactly
+once, and the model goes to the Model Registry under the sweep's name.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sweeps.errors import ReportError
+
+if TYPE_CHECKING:
+    from experiments.data import Dataset
+    from sweeps.report.build import Report
+
+
+def merged_splits(data: Dataset) -> Dataset:
+    """Train and validation as one training split. The validation split stays as Keras'
+    validation data (now in-sample, so never reported): `train` needs some."""
+    from experiments.data import Dataset
+
+    return Dataset(
+        name=data.name,
+        x_train=np.concatenate([data.x_train, data.x_val]),
+        y_train=np.concatenate([data.y_train, data.y_val]),
+        x_val=data.x_val,
+        y_val=data.y_val,
+        x_test=data.x_test,
+        y_test=data.y_test,
+        num_classes=data.num_classes,
+    )
+
+
+def retrain_best(report: Report) -> dict[str, Any]:
+    """Retrain, test and register the report's best config; returns what the report shows."""
+    import keras
+
+    from experiments.data import load_dataset
+    from experiments.training import train
+    from sweeps.runner import pip_requirements
+    from sweeps.space import describe
+    from sweeps.trial import train_config
+    from tracking.registry import log_retrain
+
+    best = report.best
+    if best is None:
+        raise ReportError(f"sweep {report.sweep!r} has no complete trial to retrain")
+    epochs = int(best["best_epoch"])
+    spec = report.spec
+    ds = spec.dataset
+    data = load_dataset(ds.name, validation_split=ds.validation_split, seed=ds.seed, train_size=ds.train_size,
+                        val_size=ds.val_size, test_size=ds.test_size, image_size=ds.image_size)
+    if data.x_test is None or data.y_test is None:
+        raise ReportError(f"dataset {ds.name!r} has no test split: --retrain evaluates on one")
+    merged = merged_splits(data)
+    config = report.best_config()
+    with tempfile.TemporaryDirectory() as tmp:
+        # Monitoring the training loss with patience = epochs: EarlyStopping never fires, and the
+        # weights kept (restored and checkpointed) depend on training data only.
+        job = replace(train_config(spec, config, str(Path(tmp) / "model.keras")),
+                      epochs=epochs, patience=epochs, monitor="loss")
+        result = train(job, merged)
+        if result.checkpoint_path is None:
+            raise ReportError(f"retraining the best config diverged (loss: {result.history.get('loss')})")
+        model = keras.saving.load_model(result.checkpoint_path)
+    scores = model.evaluate(data.x_test, data.y_test, batch_size=job.batch_size, verbose=0, return_dict=True)
+    test = {f"test_{key}": float(value) for key, value in scores.items()}
+    trial = int(best["trial"])
+    registered = log_retrain(
+        report.tracking_uri,
+        sweep=report.sweep,
+        parent_run_id=report.parent_run_id,
+        source_run_id=str(best["run_id"]),
+        run_name=f"retrain trial-{trial:03d} {describe(config)}",
+        params={**config, "epochs": epochs, "source_trial": trial, "dataset": ds.name, "seed": spec.train.seed,
+                "train_on": "train+validation", "train_samples": len(merged.y_train),
+                "test_samples": len(data.y_test)},
+        history={k: v for k, v in result.history.items() if not k.startswith("val_")},
+        metrics={**test, "train_seconds": result.train_seconds},
+        model=model,
+        example=data.x_test[:5],
+        pip_requirements=pip_requirements(),
+    )
+    return {
+        "run_id": registered.run_id,
+        "model_name": registered.name,
+        "version": registered.version,
+        "model_uri": registered.model_uri,
+        "epochs": epochs,
+        "source_trial": trial,
+        "source_run_id": str(best["run_id"]),
+        "train_samples": len(merged.y_train),
+        "test_samples": len(data.y_test),
+        "test": test,
+    }
