@@ -74,6 +74,7 @@ class Sweep:
 
     def __init__(self, spec: Spec, tracking_uri: str | None = None, storage: str | None = None) -> None:
         from sweeps.engine import make_engine
+        from sweeps.locks import SweepLock
         from tracking.runs import SweepTracker
         from tracking.store import local_dir, resolve_tracking_uri
 
@@ -81,7 +82,8 @@ class Sweep:
         self.uri = resolve_tracking_uri(tracking_uri)
         self.engine = make_engine(spec, storage, local_dir(self.uri))
         self.tracker = SweepTracker(self.uri, spec.name)
-        self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
+        with SweepLock(spec.name, storage, local_dir(self.uri)).hold():  # one parent run, however many workers start
+            self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
 
     def summarize(self) -> None:
         """Trial counts and the best so far, on the parent run."""
