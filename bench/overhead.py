@@ -106,10 +106,10 @@ def run_sweeplab(data_path: Path, workdir: Path) -> dict:
     times: list[float] = []
     original = TrialRunner.__call__
 
-    def timed(self, number, config, callbacks=()):  # the sweep's per-trial wall time
+    def timed(self, number, config, *args, **kwargs):  # the sweep's per-trial wall time
         start = time.perf_counter()
         try:
-            return original(self, number, config, callbacks)
+            return original(self, number, config, *args, **kwargs)
         finally:
             times.append(time.perf_counter() - start)
 

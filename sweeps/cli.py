@@ -128,17 +128,30 @@ def run(
     loaded = _load(spec, {"budget.trials": trials} if trials else None)
     gpu_list = _gpu_list(gpus)
     _quiet_libraries()
+    _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.progress import SweepProgress
-    from sweeps.runner import Sweep, run_sweep
+    from sweeps.runner import Sweep, load_data, run_sweep
     from sweeps.workers import run_with_workers
 
     with _interruptible(), SweepProgress(loaded.name, loaded.budget.trials) as progress:
         if workers == 1 and gpu_list is None:
             result = run_sweep(loaded, tracking_uri=tracking_uri, storage=storage, on_progress=progress.update)
         else:
+            load_data(loaded)  # a missing dataset is reported here, before any store is touched
             sweep = Sweep(loaded, tracking_uri, storage)
             result = run_with_workers(sweep, storage, workers, gpu_list, workers_per_gpu, progress.update)
     _print_summary(result)
+
+
+def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -> None:
+    """The line a sweep starts with: backend, devices, and what each worker trains on."""
+    from sweeps.devices import DeviceError, device_line, discover
+
+    in_process = workers == 1 and gpus is None  # else only the workers import the backend
+    try:
+        typer.echo("devices: " + device_line(discover(probe_backend=in_process), workers, gpus, workers_per_gpu))
+    except DeviceError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -150,10 +163,11 @@ def worker(
     """Join a running sweep from any machine: run its trials until the shared budget is spent."""
     loaded = _load(spec)
     _quiet_libraries()
-    from sweeps.runner import Sweep
+    from sweeps.runner import Sweep, load_data
 
     with _interruptible():
-        Sweep(loaded, tracking_uri, storage).work()
+        data = load_data(loaded)
+        Sweep(loaded, tracking_uri, storage).work(data)
 
 
 def _print_summary(result: SweepResult) -> None:
@@ -196,6 +210,7 @@ def ui(
     tracking_uri: TrackingUri = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes (one serves a user well).")] = 1,
 ) -> None:
     """Open the MLflow UI over the sweeps' store: the comparison dashboard."""
     import subprocess
@@ -212,8 +227,11 @@ def ui(
     if not uri.startswith(("sqlite:", "postgresql", "mysql")):
         fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
     typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
+               "--workers", str(workers)]
+    # MLflow's job runner serves GenAI features sweeps do not use, in a handful of extra processes.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    process = subprocess.Popen(command, env=env)
     try:
         raise typer.Exit(process.wait())
     except KeyboardInterrupt:

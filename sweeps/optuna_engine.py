@@ -117,6 +117,7 @@ class OptunaEngine:
             if spec.engine.sampler == "grid":
                 self.limit = min(self.limit, self._enqueue_grid())
         self._reaped: set[int] = set()
+        self._prunes = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
 
     def _enqueue_grid(self) -> int:
         """A grid search is its points enqueued once, in order: exact and shared by all workers."""
@@ -143,8 +144,8 @@ class OptunaEngine:
         if not self._trials(State.COMPLETE):
             return None
         best = self.study.best_trial
-        attrs = best.user_attrs
-        return BestTrial(best.number, float(best.value), dict(attrs["config"]), attrs["run_id"])
+        config = self.spec.space.config(best.params)
+        return BestTrial(best.number, float(best.value), config, best.user_attrs["run_id"])
 
     def recover(self, runner: TrialRunner) -> None:
         """Fail trials whose worker died, retry them if the budget allows, close their runs."""
@@ -227,12 +228,12 @@ class OptunaEngine:
         beating = isinstance(storage, optuna.storages.RDBStorage)
         with Heartbeat(storage, trial._trial_id) if beating else nullcontext():
             config = self.spec.space.suggest(trial)
-            pruning = PruningCallback(trial, self.spec.objective.metric)
-            trial.set_user_attr("config", dict(config))
+            # Each report is a storage write: only when a pruner will read it.
+            pruning = PruningCallback(trial, self.spec.objective.metric) if self._prunes else None
             return runner(
                 trial.number,
                 config,
-                callbacks=[pruning],
+                callbacks=[pruning] if pruning else [],
                 pruning=pruning,
                 on_run=lambda run_id: trial.set_user_attr("run_id", run_id),
             )

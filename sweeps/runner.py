@@ -12,6 +12,7 @@ from sweeps.spec import Spec
 if TYPE_CHECKING:
     import pandas as pd
 
+    from experiments.data import Dataset
     from sweeps.trial import TrialOutcome
 
 # Progress after each trial: (trials by state, trials counted against the budget, best value).
@@ -65,6 +66,22 @@ def spec_params(spec: Spec) -> dict[str, Any]:
     return flat
 
 
+def load_data(spec: Spec) -> Dataset:
+    """The spec's dataset, split as the spec says (the same split in every worker)."""
+    from experiments.data import load_dataset
+
+    ds = spec.dataset
+    return load_dataset(
+        ds.name,
+        validation_split=ds.validation_split,
+        seed=ds.seed,
+        train_size=ds.train_size,
+        val_size=ds.val_size,
+        test_size=ds.test_size,
+        image_size=ds.image_size,
+    )
+
+
 class Sweep:
     """A sweep's stores, opened: the engine's study (created or resumed) and the MLflow parent run.
 
@@ -96,21 +113,9 @@ class Sweep:
             best = self.engine.best()
             on_progress(self.engine.counts(), self.engine.counted(), None if best is None else best.value)
 
-    def work(self, on_progress: OnProgress | None = None) -> str:
+    def work(self, data: Dataset, on_progress: OnProgress | None = None) -> str:
         """Train trials in this process until the budget is spent; returns why it stopped."""
-        from experiments.data import load_dataset
         from sweeps.trial import TrialRunner
-
-        ds = self.spec.dataset
-        data = load_dataset(
-            ds.name,
-            validation_split=ds.validation_split,
-            seed=ds.seed,
-            train_size=ds.train_size,
-            val_size=ds.val_size,
-            test_size=ds.test_size,
-            image_size=ds.image_size,
-        )
 
         def after_trial(outcome: TrialOutcome | None) -> None:
             self.summarize()
@@ -132,6 +137,8 @@ class Sweep:
         self.summarize()
         self.tracker.drain()
         trials = trials_frame(self.uri, self.spec.name)
+        if not trials.empty:  # the same spec run on the other engine shares the experiment
+            trials = trials[trials["engine"] == self.spec.engine.name].reset_index(drop=True)
         totals = accounting(trials, self.spec.train.epochs)
         self.tracker.log_metrics(totals, step=len(trials))
         self.tracker.close(status)
@@ -163,10 +170,11 @@ def run_sweep(
 
     `on_progress(counts, counted, best_value)` is called after every trial.
     """
+    data = load_data(spec)  # before any store is touched: missing data records nothing
     sweep = Sweep(spec, tracking_uri, storage)
     status, reason = "FAILED", "error"
     try:
-        reason = sweep.work(on_progress)
+        reason = sweep.work(data, on_progress)
         status = "FINISHED"
     except KeyboardInterrupt:
         status, reason = "KILLED", "interrupted"

@@ -210,6 +210,11 @@ class Space:
                 )
         return config
 
+    def config(self, searched: Mapping[str, Any]) -> dict[str, Any]:
+        """A whole config from the searched values an engine recorded, plus the fixed ones."""
+        config = {**self.fixed(), **searched}
+        return {name: config[name] for name in self.params if name in config and self.applies(name, config)}
+
     def grid(self) -> dict[str, list[Scalar]]:
         """The value lists for Optuna's GridSampler; ranges and conditional momentum cannot be gridded."""
         grid: dict[str, list[Scalar]] = {}

@@ -47,3 +47,11 @@ def test_describe() -> None:
     assert describe({"optimizer": "adam", "learning_rate": 0.0032, "dropout": 0.25, "patience": 3}) == (
         "adam lr=3.2e-03 do=0.25 p=3"
     )
+
+
+def test_config_from_recorded_values_adds_fixed_and_drops_inapplicable() -> None:
+    space = _space(optimizer={"choices": ["adam", "momentum"]}, momentum=0.8, learning_rate=0.01)
+    assert space.config({"optimizer": "momentum"}) == {
+        "optimizer": "momentum", "learning_rate": 0.01, "momentum": 0.8, "dropout": 0.0, "patience": 2,
+    }
+    assert "momentum" not in space.config({"optimizer": "adam"})
