@@ -119,12 +119,22 @@ def make_oracle(spec: Spec, hp: keras_tuner.HyperParameters) -> keras_tuner.Orac
 class SweepTuner(keras_tuner.Tuner):
     """KerasTuner's search loop, with each trial run by the engine (through `TrialRunner`)."""
 
-    def __init__(self, engine: KerasTunerEngine, oracle: keras_tuner.Oracle, directory: Path, name: str) -> None:
+    def __init__(
+        self, engine: KerasTunerEngine, oracle: keras_tuner.Oracle, directory: Path, name: str
+    ) -> None:
         self.engine = engine
         super().__init__(oracle=oracle, directory=str(directory), project_name=name, overwrite=False)
 
     def run_trial(self, trial: keras_tuner.engine.trial.Trial, runner: TrialRunner) -> float:
-        return self.engine._run_trial(trial, runner)
+        """A failed trial raises `FailedTrialError`; any other error is not the trial's but the
+        sweep's (a store that cannot be written, a bug), so it ends the search as it would
+        with Optuna, instead of KerasTuner counting it as one more failed trial."""
+        try:
+            return self.engine._run_trial(trial, runner)
+        except keras_tuner.errors.FailedTrialError:
+            raise
+        except Exception as exc:
+            raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
 
     def pre_create_trial(self) -> None:
         self.engine._before_trial()
@@ -275,7 +285,8 @@ class KerasTunerEngine:
         ]
         if not done:
             return None
-        best = sorted(done, key=lambda t: t.score, reverse=self.oracle.objective.direction == "max")[0]
+        sign = -1.0 if self.oracle.objective.direction == "max" else 1.0
+        best = min(done, key=lambda t: (sign * t.score, int(t.trial_id)))  # ties: the earliest
         record = self._records[best.trial_id]
         return BestTrial(int(best.trial_id), float(best.score), dict(record["config"]), record["run_id"])
 
@@ -291,6 +302,10 @@ class KerasTunerEngine:
             self.tuner.search(runner=runner)
         except _Stop as stop:
             return stop.reason
+        except keras_tuner.errors.FatalError as exc:
+            if exc.__cause__ is not None:
+                raise exc.__cause__ from None  # the original error, as `run_trial` met it
+            raise
         finally:
             self.close()
         return "exhausted"
@@ -302,7 +317,8 @@ class KerasTunerEngine:
         MLflow runs, still RUNNING, are closed as KILLED."""
         for trial in self.oracle.trials.values():
             record = self._records.get(trial.trial_id, {})
-            if trial.status == TrialStatus.RUNNING and record.get("state") == "running" and "run_id" in record:
+            left_running = record.get("state") == "running" and "run_id" in record
+            if trial.status == TrialStatus.RUNNING and left_running:
                 runner.abandon(record["run_id"], "worker_lost")
                 self._record(trial.trial_id, state="interrupted")
 
@@ -329,7 +345,10 @@ class KerasTunerEngine:
         rounds: dict[str, Any] = {}
         if "tuner/epochs" in values:  # hyperband: this round's epochs, counted as KerasTuner does
             bracket, round_ = int(values["tuner/bracket"]), int(values["tuner/round"])
-            rounds = {"epochs": int(values["tuner/epochs"]), "initial_epoch": int(values["tuner/initial_epoch"])}
+            rounds = {
+                "epochs": int(values["tuner/epochs"]),
+                "initial_epoch": int(values["tuner/initial_epoch"]),
+            }
             params.update(rounds, hyperband_bracket=bracket, hyperband_round=round_)
             past = values.get("tuner/trial_id")
             if past is not None:

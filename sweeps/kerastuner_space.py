@@ -144,5 +144,6 @@ def check_grid(space: Space) -> None:
     for name, param in space.params.items():
         if isinstance(param, Range):
             raise SpecError(
-                f"space.{name}: the grid tuner needs a list of values: write {{choices: [...]}} instead of a range"
+                f"space.{name}: the grid tuner needs a list of values: "
+                "write {choices: [...]} instead of a range"
             )
