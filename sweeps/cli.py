@@ -127,6 +127,9 @@ def run(
     """Run a sweep (the built-in `quickstart` if no spec is given), or continue an interrupted one."""
     loaded = _load(spec, {"budget.trials": trials} if trials else None)
     gpu_list = _gpu_list(gpus)
+    if loaded.engine.name == "kerastuner" and (workers > 1 or gpu_list is not None):
+        fail("--workers/--gpus: the kerastuner engine runs in one process (its project folder is locked); "
+             "use engine optuna for several workers")
     _quiet_libraries()
     _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.progress import SweepProgress
@@ -197,7 +200,7 @@ def _print_summary(result: SweepResult) -> None:
                 )
             console.print(table)
     for fault in result.faults:
-        console.print(f"[yellow]not recorded in MLflow:[/] {fault}")
+        console.print(f"[yellow]not recorded:[/] {fault}")
     from tracking.store import resolve_tracking_uri
 
     default = result.tracking_uri == resolve_tracking_uri(None)
@@ -210,7 +213,7 @@ def ui(
     tracking_uri: TrackingUri = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes (one serves a user well).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
 ) -> None:
     """Open the MLflow UI over the sweeps' store: the comparison dashboard."""
     import subprocess
@@ -227,11 +230,16 @@ def ui(
     if not uri.startswith(("sqlite:", "postgresql", "mysql")):
         fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
     typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port),
-               "--workers", str(workers)]
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", host, "--port", str(port), "--workers", str(workers)]
     # MLflow's job runner serves GenAI features sweeps do not use, in a handful of extra processes.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     process = subprocess.Popen(command, env=env)
+
+    def stop(signum: int, frame: object) -> None:  # `kill` stops the server too, as Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         raise typer.Exit(process.wait())
     except KeyboardInterrupt:

@@ -51,10 +51,10 @@ class Heartbeat:
             if self._stop.wait(HEARTBEAT_SECONDS):
                 return
 
-    def __enter__(self) -> Heartbeat:
+    def start(self) -> Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self._stop.set()
         self._thread.join()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,6 +189,10 @@ class OptunaEngine:
         A failed trial is recorded and the loop goes on, up to `budget.max_failures`
         failures in a row; an interrupt records the trial in progress as failed
         (`interrupted`) in the study, and its run as KILLED, before it propagates.
+
+        The study hears of a trial's end only once its MLflow run is written (the tell is
+        queued behind the run's writes), so a worker killed in between leaves a RUNNING
+        trial that `recover` fails and closes, never a finished trial with an open run.
         """
         started = time.monotonic()
         failures = 0
@@ -200,11 +203,11 @@ class OptunaEngine:
             if trial is None:
                 time.sleep(WAIT_SECONDS)
                 continue
+            heartbeat = self._heartbeat(trial)
             try:
                 outcome = self._run(trial, runner)
             except TrialFailed as exc:
-                self.study.tell(trial, state=State.FAIL)
-                on_trial(None)
+                runner.after_recorded(self._tell, trial, heartbeat, State.FAIL, None, on_trial)
                 failures += 1
                 if failures >= self.spec.budget.max_failures:
                     raise SweepFailed(
@@ -214,26 +217,47 @@ class OptunaEngine:
                 continue
             except BaseException:
                 trial.set_user_attr("interrupted", True)
-                self.study.tell(trial, state=State.FAIL)
+                runner.after_recorded(self._tell, trial, heartbeat, State.FAIL, None, None)
                 raise
             failures = 0
             if outcome.state == "pruned":
-                self.study.tell(trial, state=State.PRUNED)
+                runner.after_recorded(self._tell, trial, heartbeat, State.PRUNED, None, on_trial, outcome)
             else:
-                self.study.tell(trial, outcome.value)
+                runner.after_recorded(self._tell, trial, heartbeat, State.COMPLETE, outcome.value, on_trial, outcome)
+
+    def _tell(
+        self,
+        trial: optuna.Trial,
+        heartbeat: Heartbeat | None,
+        state: State,
+        value: float | None,
+        on_trial: OnTrial | None,
+        outcome: Any = None,
+    ) -> None:
+        """End the trial in the study (after its run is recorded), then report it."""
+        try:
+            self.study.tell(trial, value, state=state)
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+        if on_trial is not None:
             on_trial(outcome)
 
-    def _run(self, trial: optuna.Trial, runner: TrialRunner) -> Any:
+    def _heartbeat(self, trial: optuna.Trial) -> Heartbeat | None:
+        """RDB storages: a heartbeat for the trial until the study is told of its end."""
         storage = self.study._storage
-        beating = isinstance(storage, optuna.storages.RDBStorage)
-        with Heartbeat(storage, trial._trial_id) if beating else nullcontext():
-            config = self.spec.space.suggest(trial)
-            # Each report is a storage write: only when a pruner will read it.
-            pruning = PruningCallback(trial, self.spec.objective.metric) if self._prunes else None
-            return runner(
-                trial.number,
-                config,
-                callbacks=[pruning] if pruning else [],
-                pruning=pruning,
-                on_run=lambda run_id: trial.set_user_attr("run_id", run_id),
-            )
+        if not isinstance(storage, optuna.storages.RDBStorage):
+            return None
+        return Heartbeat(storage, trial._trial_id).start()
+
+    def _run(self, trial: optuna.Trial, runner: TrialRunner) -> Any:
+        config = self.spec.space.suggest(trial)
+        # Each report is a storage write: only when a pruner will read it.
+        pruning = PruningCallback(trial, self.spec.objective.metric) if self._prunes else None
+        return runner(
+            trial.number,
+            config,
+            callbacks=[pruning] if pruning else [],
+            pruning=pruning,
+            on_run=lambda run_id: trial.set_user_attr("run_id", run_id),
+        )

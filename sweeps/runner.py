@@ -131,6 +131,7 @@ class Sweep:
         from sweeps.accounting import accounting
         from tracking.query import trials_frame
 
+        self.tracker.drain()  # every trial's run written and its engine told
         best = self.engine.best()
         if best is not None and status == "FINISHED":
             self.tracker.log_best_model(best.run_id, best.number, pip_requirements())

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from experiments.backends import backend_name, failure_reason
 from experiments.training import TrainConfig, TrialResult, train
 from sweeps.errors import SweepError
 from sweeps.space import TRAIN_PARAMS, describe
@@ -74,6 +75,9 @@ def trial_params(spec: Spec) -> dict[str, Any]:
         "batch_size": spec.train.batch_size,
         "monitor": spec.monitor,
         "objective": spec.objective.metric,
+        "backend": backend_name(),
+        "mixed_precision": spec.train.mixed_precision,
+        "jit_compile": spec.train.jit_compile,
     }
 
 
@@ -137,9 +141,10 @@ class TrialRunner:
             result = train(job, self.data, [recorder.callback(), *callbacks])
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            recorder.fail("exception", error, {"trial_seconds": time.perf_counter() - started})
+            reason = failure_reason(exc)  # out_of_memory or exception
+            recorder.fail(reason, error, {"trial_seconds": time.perf_counter() - started})
             gc.collect()  # free what the failed trial held (e.g. after running out of memory)
-            raise TrialFailed("exception", error) from exc
+            raise TrialFailed(reason, error) from exc
         except KeyboardInterrupt:
             recorder.fail("interrupted", "interrupted by the user", state="interrupted")
             raise
@@ -157,6 +162,10 @@ class TrialRunner:
             metrics["pruned_epoch"] = pruning.pruned_epoch
         recorder.finish(result, objective, metrics, state=state, title=run_name(number, config))
         return TrialOutcome(number, dict(config), state, result.best_value, result, recorder.run_id)
+
+    def after_recorded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` once everything queued for the trial runs so far is in MLflow."""
+        self.tracker.submit(f"after recording: {getattr(fn, '__name__', fn)}", fn, *args)
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose worker died (found stale by the engine)."""

@@ -11,6 +11,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,13 +32,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Faults:
-    """Tracking writes that failed; the sweep goes on and says at the end what was not recorded."""
+    """Queued writes that failed; the sweep goes on and says at the end what was not recorded."""
 
     items: list[str] = field(default_factory=list)
 
     def add(self, what: str, exc: BaseException) -> None:
         message = f"{what}: {type(exc).__name__}: {exc}"
-        log.warning("not recorded in MLflow: %s", message)
+        log.warning("not recorded: %s", message)
         self.items.append(message)
 
 
@@ -67,6 +68,8 @@ class SweepTracker:
         # plot and uploads overlap the next trial's fit instead of adding to it.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeplab-tracking")
         self._pending: list[Future[None]] = []
+        self._pending_lock = threading.Lock()  # trials' system-metrics samplers submit too
+        self._samplers: set[Any] = set()  # system-metrics samplers of trials still open
 
     def submit(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a write on the writer thread; a failure is kept in `faults`, never raised."""
@@ -77,14 +80,16 @@ class SweepTracker:
             except Exception as exc:
                 self.faults.add(what, exc)
 
-        self._pending = [f for f in self._pending if not f.done()]
-        self._pending.append(self._writer.submit(guarded))
+        with self._pending_lock:
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(guarded))
 
     def drain(self) -> None:
         """Wait until every queued write is in the store."""
-        for future in self._pending:
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
             future.result()
-        self._pending.clear()
 
     def _experiment(self) -> str:
         found = self.client.get_experiment_by_name(self.sweep)
@@ -95,23 +100,29 @@ class SweepTracker:
         location = artifact_location(self.tracking_uri, self.sweep)
         return self.client.create_experiment(self.sweep, artifact_location=location)
 
-    def find_parent(self) -> str | None:
+    def find_parent(self, engine: str | None = None) -> str | None:
+        """The sweep's parent run; with `engine`, the one that engine opened (the same spec run
+        on Optuna and on KerasTuner shares the experiment, each engine with its own parent)."""
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'",
             order_by=["attributes.start_time ASC"],
-            max_results=1,
         )
-        return runs[0].info.run_id if runs else None
+        for run in runs:
+            if engine is None or run.data.tags.get(tags.ENGINE, run.data.params.get("engine.name")) == engine:
+                return run.info.run_id
+        return None
 
     def open(self, params: Mapping[str, Any], spec_yaml: str) -> str:
         """Resume the sweep's parent run if there is one, else create it with the spec."""
-        run_id = self.find_parent()
+        engine = params.get("engine.name")
+        run_id = self.find_parent(engine)
         if run_id is None:
+            engine_tag = {tags.ENGINE: str(engine)} if engine else {}
             run = self.client.create_run(
                 self.experiment_id,
                 run_name=self.sweep,
-                tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep, **provenance_tags()},
+                tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep, **engine_tag, **provenance_tags()},
             )
             run_id = run.info.run_id
             self.client.log_batch(
@@ -149,7 +160,9 @@ class SweepTracker:
         run_id = run.info.run_id
         all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
         self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)
-        return TrialRecorder(self, run_id)
+        recorder = TrialRecorder(self, run_id)
+        recorder.start_system_metrics()
+        return recorder
 
     def summarize(
         self,
@@ -227,6 +240,8 @@ class SweepTracker:
 
     def close(self, status: str = "FINISHED") -> None:
         """Finish the queued writes, then the parent run."""
+        for sampler in list(self._samplers):  # a trial left open by an error outside training
+            sampler.stop()
         self.drain()
         self._writer.shutdown()
         if self.run_id is not None:
@@ -243,6 +258,33 @@ class TrialRecorder:
         self.workdir = Path(tempfile.mkdtemp(prefix="sweeplab-trial-"))
         self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
         (self.workdir / "checkpoint").mkdir()
+        self._system: Any = None
+
+    def start_system_metrics(self) -> None:
+        """Sample CPU, host memory and GPU use on a side thread while the trial trains."""
+        from tracking import system_metrics
+
+        if not system_metrics.enabled():
+            return
+        interval, log_every = system_metrics.settings()
+        self._system = system_metrics.SystemMetricsSampler(
+            self._publish_system_metrics, interval=interval, log_every=log_every
+        )
+        self._system.start()
+        self.tracker._samplers.add(self._system)
+
+    def _publish_system_metrics(self, values: Mapping[str, float], step: int) -> None:
+        now = _now()
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        what = f"trial run {self.run_id} system metrics"
+        self.tracker.submit(what, self.client.log_batch, self.run_id, metrics)
+
+    def _stop_system_metrics(self) -> None:
+        """Queue the last system metrics, so that they land before the run's end status."""
+        if self._system is not None:
+            self._system.stop()
+            self.tracker._samplers.discard(self._system)
+            self._system = None
 
     def callback(self) -> Any:
         """The Keras callback that logs each epoch's metrics to this run."""
@@ -262,6 +304,7 @@ class TrialRecorder:
         title: str = "",
     ) -> None:
         """Queue the summary metrics, history.csv, curves.png, the checkpoint and the status."""
+        self._stop_system_metrics()
         metrics = {
             f"best_{objective}": result.best_value,
             "best_epoch": result.best_epoch,
@@ -282,6 +325,7 @@ class TrialRecorder:
         state: str = "failed",
     ) -> None:
         """Queue the end of a trial that gave no result (failed, or interrupted: KILLED)."""
+        self._stop_system_metrics()
         self.tracker.submit(
             f"trial run {self.run_id} {state}",
             self._write, None, dict(metrics or {}), state, reason, error, "",
