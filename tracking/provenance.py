@@ -14,8 +14,18 @@ from pathlib import Path
 
 from tracking import tags
 
-PACKAGES = ("sweeplab", "tensorflow", "keras", "keras-tuner", "torch", "jax", "mlflow", "optuna", "numpy",
-            "scikit-learn")
+PACKAGES = (
+    "sweeplab",
+    "tensorflow",
+    "keras",
+    "keras-tuner",
+    "torch",
+    "jax",
+    "mlflow",
+    "optuna",
+    "numpy",
+    "scikit-learn",
+)
 
 
 def package_versions() -> dict[str, str]:

@@ -94,27 +94,30 @@ def sweeps_frame(tracking_uri: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class StoredSweep:
-    """A sweep as MLflow holds it, finished or still running: what a report is built from."""
+    """A sweep as MLflow holds it, finished or still running: what a report is built from.
+
+    The same spec run by two engines shares the experiment, each engine with its own parent
+    run and trials, so a stored sweep is one parent run and the trials nested under it.
+    """
 
     name: str
+    engine: str
     experiment_id: str
     parent: Run
     spec_yaml: str | None  # the parent run's spec.yaml artifact
     trials: pd.DataFrame  # `trial_row`s, plus each trial's `config` as a dict
 
 
-def parent_run(client: MlflowClient, sweep: str) -> Run | None:
-    """The sweep's parent run (the first, should two workers have raced to create it)."""
+def parent_runs(client: MlflowClient, sweep: str) -> list[Run]:
+    """The sweep's parent runs, oldest first: one per engine that ran it."""
     experiment = client.get_experiment_by_name(sweep)
     if experiment is None:
-        return None
-    runs = client.search_runs(
+        return []
+    return client.search_runs(
         [experiment.experiment_id],
         f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'",
         order_by=["attributes.start_time ASC"],
-        max_results=1,
     )
-    return runs[0] if runs else None
 
 
 def read_text_artifact(client: MlflowClient, run_id: str, path: str) -> str | None:
@@ -126,27 +129,61 @@ def read_text_artifact(client: MlflowClient, run_id: str, path: str) -> str | No
         return Path(client.download_artifacts(run_id, path, tmp)).read_text(encoding="utf-8")
 
 
-def load_sweep(tracking_uri: str, sweep: str) -> StoredSweep | None:
-    """The parent run, spec and trials of a sweep; None when the store has no such sweep."""
+def load_sweeps(tracking_uri: str, sweep: str) -> list[StoredSweep]:
+    """Each engine's run of a sweep (parent run, spec and trials); empty when the store has none."""
     client = MlflowClient(tracking_uri)
-    parent = parent_run(client, sweep)
-    if parent is None:
-        return None
-    return StoredSweep(
-        name=sweep,
-        experiment_id=parent.info.experiment_id,
-        parent=parent,
-        spec_yaml=read_text_artifact(client, parent.info.run_id, "spec.yaml"),
-        trials=pd.DataFrame(
-            [{**trial_row(run), "config": json.loads(run.data.tags.get(tags.CONFIG, "{}"))}
-             for run in trial_runs(client, sweep)]
-        ),
-    )
+    parents = parent_runs(client, sweep)
+    trials = trial_runs(client, sweep) if parents else []
+    stored = []
+    for parent in parents:
+        rows = [
+            {**trial_row(run), "config": json.loads(run.data.tags.get(tags.CONFIG, "{}"))}
+            for run in trials
+            if run.data.tags.get(tags.PARENT) == parent.info.run_id
+        ]
+        stored.append(StoredSweep(
+            name=sweep,
+            engine=parent.data.tags.get(tags.ENGINE, parent.data.params.get("engine.name", "")),
+            experiment_id=parent.info.experiment_id,
+            parent=parent,
+            spec_yaml=read_text_artifact(client, parent.info.run_id, "spec.yaml"),
+            trials=pd.DataFrame(rows),
+        ))
+    return stored
 
 
 def metric_histories(tracking_uri: str, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
     """Per-step values of one metric for a few runs: (step, value) in step order."""
     client = MlflowClient(tracking_uri)
+    history = client.get_metric_history
+    return {run_id: sorted((m.step, m.value) for m in history(run_id, key)) for run_id in run_ids}
+
+
+def find_retrain(tracking_uri: str, experiment_id: str, source_run_id: str) -> dict[str, Any] | None:
+    """The newest finished retrain of a trial (`sweep report --retrain`): its run, test metrics,
+    epochs and the model version it registered; None if the trial was never retrained."""
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{tags.ROLE}` = '{tags.ROLE_RETRAIN}' and tags.`{tags.SOURCE_RUN}` = '{source_run_id}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    registered = run.data.tags.get(tags.REGISTERED_MODEL)  # NAME/VERSION
+    name, _, version = registered.rpartition("/") if registered else (None, None, None)
+    params = run.data.params
     return {
-        run_id: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for run_id in run_ids
+        "run_id": run.info.run_id,
+        "model_name": name,
+        "version": version,
+        "model_uri": f"models:/{registered}" if registered else None,
+        "epochs": int(params["epochs"]),
+        "train_samples": int(params["train_samples"]),
+        "test_samples": int(params["test_samples"]),
+        "source_run_id": source_run_id,
+        "test": {k: v for k, v in sorted(run.data.metrics.items()) if k.startswith("test_")},
     }

@@ -5,12 +5,12 @@ best model as a run of its own, registered in the Model Registry under the sweep
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 from tracking import tags
 from tracking.provenance import provenance_tags
@@ -19,19 +19,12 @@ from tracking.runs import _now, _param_value
 REPORT_ARTIFACT_DIR = "report"
 
 
-@dataclass(frozen=True)
-class RegisteredModel:
-    """The retrain run and the model version it registered."""
-
-    run_id: str
-    name: str
-    version: str
-    model_uri: str  # models:/NAME/VERSION
-
-
-def log_report(tracking_uri: str, parent_run_id: str, folder: Path) -> str:
-    """Upload a written report under `report/` of the parent run (replacing an older one's files)."""
-    MlflowClient(tracking_uri).log_artifacts(parent_run_id, str(folder), REPORT_ARTIFACT_DIR)
+def log_report(tracking_uri: str, parent_run_id: str, folder: Path, note: str) -> str:
+    """Upload a written report under `report/` of the parent run (over an older one's files),
+    and make `note` (Markdown) the run's description, which the MLflow UI shows on its page."""
+    client = MlflowClient(tracking_uri)
+    client.log_artifacts(parent_run_id, str(folder), REPORT_ARTIFACT_DIR)
+    client.set_tag(parent_run_id, MLFLOW_RUN_NOTE, note)
     return REPORT_ARTIFACT_DIR
 
 
@@ -48,10 +41,11 @@ def log_retrain(
     model: Any,
     example: Any,
     pip_requirements: list[str],
-) -> RegisteredModel:
+) -> str:
     """Record a retrained best model: a run nested under the sweep's parent (so the UI shows it
     with the trials), its per-epoch history (step = epoch) and final metrics, and the model,
     logged with a signature and explicit requirements and registered under the sweep's name.
+    Returns the new run's id.
     """
     import mlflow
 
@@ -97,8 +91,8 @@ def log_retrain(
         client.update_model_version(sweep, version, description=description)
         for key, value in {tags.SWEEP: sweep, tags.SOURCE_RUN: source_run_id, "retrain_run": run_id}.items():
             client.set_model_version_tag(sweep, version, key, value)
-        client.set_tag(run_id, "registered_model", f"{sweep}/{version}")
+        client.set_tag(run_id, tags.REGISTERED_MODEL, f"{sweep}/{version}")
         status = "FINISHED"
     finally:
         client.set_terminated(run_id, status=status)
-    return RegisteredModel(run_id, sweep, version, f"models:/{sweep}/{version}")
+    return run_id

@@ -18,6 +18,7 @@ BEST_MODEL_TRIAL = "sweeplab.best_model_trial"
 PARENT = "mlflow.parentRunId"
 ROLE_RETRAIN = "retrain"  # the best config retrained on train+validation (`sweep report --retrain`)
 SOURCE_RUN = "sweeplab.source_run"  # on a retrain run: the trial run whose config it retrains
+REGISTERED_MODEL = "sweeplab.registered_model"  # on a retrain run: NAME/VERSION in the Model Registry
 VERSIONS = "sweeplab.versions"  # JSON: the package versions of the machine that wrote the run
 GIT_COMMIT = "mlflow.source.git.commit"  # MLflow's own tag: the UI shows it on the run page
 GIT_DIRTY = "sweeplab.git_dirty"  # "true" when the working tree had uncommitted changes

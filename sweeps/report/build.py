@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,7 @@ class Report:
     curves: dict[str, list[tuple[int, float]]]  # run id -> (epoch, value), best trial per optimizer
     provenance: dict[str, Any]
     generated: str
-    retrain: dict[str, Any] | None = field(default=None)
+    retrain: dict[str, Any] | None  # the best trial's latest retrain, if it had one
 
     @property
     def metric(self) -> str:
@@ -58,8 +58,9 @@ class Report:
 
     @property
     def params(self) -> list[str]:
-        """The searched parameters, in space order (momentum only where it applies)."""
-        return [name for name in self.spec.space.searched if name in self.trials.columns]
+        """The searched parameters, the optimizer first, as configs are drawn."""
+        searched = sorted(self.spec.space.searched, key=lambda name: name != "optimizer")
+        return [name for name in searched if name in self.trials.columns]
 
     @property
     def best(self) -> pd.Series | None:
@@ -95,7 +96,9 @@ def plain(value: Any) -> Any:
 def numeric_summaries(frame: pd.DataFrame) -> pd.DataFrame:
     """The stored trials with value and summaries as numbers (NaN where a trial has none yet)."""
     if frame.empty:
-        return pd.DataFrame(columns=["trial", "run_id", "state", "value", "config", "reason", "error", *SUMMARY])
+        return pd.DataFrame(
+            columns=["trial", "run_id", "state", "value", "config", "reason", "error", *SUMMARY]
+        )
     frame = frame.copy()
     for column in ("value", *SUMMARY):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
@@ -111,19 +114,22 @@ def rank(trials: pd.DataFrame, maximize: bool) -> pd.DataFrame:
 
 def optimizer_table(ranked: pd.DataFrame, maximize: bool) -> pd.DataFrame:
     """Per optimizer over complete trials: how many, the best, the median, epochs to the best."""
-    columns = ["optimizer", "trials", "best", "median", "mean_best_epoch", "best_trial"]
+    columns = ["optimizer", "trials", "best", "median", "mean_best_epoch", "best_trial", "best_run_id"]
     if ranked.empty or "optimizer" not in ranked:
         return pd.DataFrame(columns=columns)
     rows = []
     for optimizer, group in ranked.groupby("optimizer", sort=False):  # ranked: the group's first is best
-        rows.append({
-            "optimizer": optimizer,
-            "trials": len(group),
-            "best": group["value"].iloc[0],
-            "median": group["value"].median(),
-            "mean_best_epoch": group["best_epoch"].mean(),
-            "best_trial": int(group["trial"].iloc[0]),
-        })
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "trials": len(group),
+                "best": group["value"].iloc[0],
+                "median": group["value"].median(),
+                "mean_best_epoch": group["best_epoch"].mean(),
+                "best_trial": int(group["trial"].iloc[0]),
+                "best_run_id": group["run_id"].iloc[0],
+            }
+        )
     table = pd.DataFrame(rows, columns=columns)
     return table.sort_values("best", ascending=not maximize, kind="stable").reset_index(drop=True)
 
@@ -151,13 +157,14 @@ def provenance(stored: StoredSweep, spec: Spec) -> dict[str, Any]:
     recorded = parent_tags.get(tags.VERSIONS)
     return {
         "engine": spec.engine.name,
-        "sampler": spec.engine.sampler,
+        "sampler": spec.engine.sampler or spec.engine.tuner,  # KerasTuner's is its tuner
         "engine_seed": spec.engine.seed,
         "train_seed": spec.train.seed,
         "dataset": spec.dataset.model_dump(exclude_none=True),
         "model": {"name": spec.model.name, **spec.model.options()},
         "versions": json.loads(recorded) if recorded else package_versions(),
-        "versions_from": "as the sweep recorded them" if recorded
+        "versions_from": "as the sweep recorded them"
+        if recorded
         else "of the machine that wrote this report: the sweep recorded none",
         "git_commit": parent_tags.get(tags.GIT_COMMIT),
         "git_dirty": parent_tags.get(tags.GIT_DIRTY) == "true" if tags.GIT_DIRTY in parent_tags else None,
@@ -184,37 +191,45 @@ def unknown_sweep(tracking_uri: str, name: str) -> ReportError:
     return ReportError(f"no sweep {name!r} in {tracking_uri}{hint}; sweeps there: {listing}")
 
 
-def load(tracking_uri: str, name: str) -> StoredSweep:
-    """The stored sweep, or a ReportError naming the sweeps the store holds."""
-    from tracking.query import load_sweep
+def load(tracking_uri: str, name: str, engine: str | None = None) -> StoredSweep:
+    """The stored sweep (the run of it by `engine`, when two engines ran the same spec), or a
+    ReportError naming what the store holds instead."""
+    from tracking.query import load_sweeps
 
-    stored = load_sweep(tracking_uri, name)
-    if stored is None:
+    found = load_sweeps(tracking_uri, name)
+    if not found:
         raise unknown_sweep(tracking_uri, name)
-    if stored.spec_yaml is None:
-        raise ReportError(f"sweep {name!r}: its parent run has no spec.yaml artifact to rebuild the spec from")
-    return stored
+    engines = ", ".join(s.engine for s in found)
+    if engine is not None:
+        found = [s for s in found if s.engine == engine]
+        if not found:
+            raise ReportError(f"sweep {name!r} was not run by engine {engine!r}; it was by: {engines}")
+    if len(found) > 1:
+        raise ReportError(f"sweep {name!r} was run by several engines ({engines}): pick one with --engine")
+    return found[0]
 
 
 def stored_spec(stored: StoredSweep) -> Spec:
     """The spec the sweep last ran with, from its parent run's spec.yaml."""
     import yaml
 
-    return parse_spec(yaml.safe_load(stored.spec_yaml or ""), source=f"{stored.name} (spec.yaml of the parent run)")
+    if stored.spec_yaml is None:
+        raise ReportError(f"sweep {stored.name!r}: its parent run has no spec.yaml to rebuild the spec from")
+    return parse_spec(
+        yaml.safe_load(stored.spec_yaml or ""), source=f"{stored.name} (spec.yaml of the parent run)"
+    )
 
 
-def build_report(tracking_uri: str, name: str, top: int = 10) -> Report:
+def build_report(tracking_uri: str, name: str, top: int = 10, engine: str | None = None) -> Report:
     """Read sweep `name` from the store and compute every table and series of its report."""
-    from tracking.query import metric_histories
+    from tracking.query import find_retrain, metric_histories
 
-    stored = load(tracking_uri, name)
+    stored = load(tracking_uri, name, engine)
     spec = stored_spec(stored)
     maximize = spec.objective.direction == "maximize"
     trials = numeric_summaries(stored.trials)
     ranked = rank(trials, maximize)
     optimizers = optimizer_table(ranked, maximize)
-    ids = ranked.set_index("trial")["run_id"]
-    best_runs = [ids[t] for t in optimizers["best_trial"]]
     metric = curve_metric(spec.objective.metric)
     return Report(
         sweep=name,
@@ -230,7 +245,10 @@ def build_report(tracking_uri: str, name: str, top: int = 10) -> Report:
         importances=param_importances(spec.space, ranked, spec.objective.direction),
         expected=expected_table(ranked, maximize),
         curve_metric=metric,
-        curves=metric_histories(tracking_uri, best_runs, metric),
+        curves=metric_histories(tracking_uri, list(optimizers["best_run_id"]), metric),
         provenance=provenance(stored, spec),
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        retrain=None
+        if ranked.empty
+        else find_retrain(tracking_uri, stored.experiment_id, ranked["run_id"].iloc[0]),
     )

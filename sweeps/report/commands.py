@@ -26,28 +26,40 @@ def _existing_store(tracking_uri: str | None) -> str:
 
 
 def report(
-    name: Annotated[str, typer.Argument(help="The sweep: its spec's name, as `sweep list` shows it.")] = "quickstart",
+    name: Annotated[
+        str, typer.Argument(help="The sweep: its spec's name, as `sweep list` shows it.")
+    ] = "quickstart",
     tracking_uri: TrackingUri = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for the report files [default: reports/NAME].")]
-    = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the report files (default: reports/NAME).")
+    ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Trials in the ranked table.")] = 10,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="The engine whose run to report, where several ran the spec."),
+    ] = None,
     retrain: Annotated[
         bool,
-        typer.Option("--retrain", help="Also retrain the best config on train+validation, test it once, and "
-                                       "register the model under the sweep's name."),
+        typer.Option(
+            "--retrain",
+            help="Also retrain the best config on train+validation, test it once, and "
+            "register the model under the sweep's name.",
+        ),
     ] = False,
 ) -> None:
-    """Write a sweep's best-config report (report.md, report.html, report.json, best.yaml) and log
-    it on the sweep's parent run; works on finished and running sweeps alike."""
+    """Write a sweep's best-config report: report.md, report.html, report.json, best.yaml.
+
+    Built from MLflow alone, for a finished or a still running sweep, and logged on its parent run.
+    """
     uri = _existing_store(tracking_uri)
     _quiet_libraries()
     from sweeps.report.build import build_report
-    from sweeps.report.files import write_report
+    from sweeps.report.files import report_note, write_report
     from tracking.registry import log_report
 
     folder = out or Path("reports") / name
     try:
-        built = build_report(uri, name, top)
+        built = build_report(uri, name, top, engine)
         if retrain:
             from sweeps.report.retrain import retrain_best
 
@@ -61,14 +73,18 @@ def report(
     if best is None:
         typer.echo("no trial has completed yet: no best config, no best.yaml")
     else:
-        typer.echo(f"best: trial {int(best['trial'])}, {built.metric} {best['value']:.4f} (run {best['run_id']})")
-    if built.retrain:
+        typer.echo(
+            f"best: trial {int(best['trial'])}, {built.metric} {best['value']:.4f} (run {best['run_id']})"
+        )
+    if retrain and built.retrain:
         r = built.retrain
         tests = ", ".join(f"{k} {v:.4f}" for k, v in r["test"].items())
-        typer.echo(f"retrained for {r['epochs']} epochs: {tests}; registered as {r['model_name']} version "
-                   f"{r['version']} ({r['model_uri']})")
+        typer.echo(
+            f"retrained for {r['epochs']} epochs: {tests}; registered as {r['model_name']} version "
+            f"{r['version']} ({r['model_uri']})"
+        )
     try:
-        where = log_report(uri, built.parent_run_id, files.folder)
+        where = log_report(uri, built.parent_run_id, files.folder, report_note(built))
     except Exception as exc:  # the files are written; say what did not reach MLflow
         typer.echo(f"warning: report not logged to MLflow: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -67,7 +67,11 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def run_url(report: Report, run_id: str) -> str:
     """The run's page in the MLflow UI: the server itself, or what `sweep ui` serves locally."""
-    base = report.tracking_uri.rstrip("/") if report.tracking_uri.startswith("http") else f"http://127.0.0.1:{UI_PORT}"
+    base = (
+        report.tracking_uri.rstrip("/")
+        if report.tracking_uri.startswith("http")
+        else f"http://127.0.0.1:{UI_PORT}"
+    )
     return f"{base}/#/experiments/{report.experiment_id}/runs/{run_id}"
 
 
@@ -85,13 +89,14 @@ def _summary(report: Report) -> list[Block]:
     states = ", ".join(f"{n} {state}" for state, n in counts.items())
     status = "still running" if report.status == "RUNNING" else report.status.lower()
     spec = report.spec
+    description = f"{spec.description} " if spec.description else ""
     return [
         Heading(1, f"Sweep `{report.sweep}`: best-config report"),
         Text(
-            f"{spec.description + ' ' if spec.description else ''}Sweep {status}; {sum(counts.values())} trials "
-            f"({states}) of a budget of {spec.budget.trials}. Objective: {spec.objective.direction} "
-            f"`{report.metric}` on the validation split of `{spec.dataset.name}`. Generated {report.generated} "
-            f"from `{report.tracking_uri}`."
+            f"{description}Sweep {status}; {sum(counts.values())} trials ({states}) of a budget of "
+            f"{spec.budget.trials}. Objective: {spec.objective.direction} `{report.metric}` on the "
+            f"validation split of `{spec.dataset.name}`. Generated {report.generated} from "
+            f"`{report.tracking_uri}`."
         ),
     ]
 
@@ -110,28 +115,39 @@ def _best(report: Report, has_best_yaml: bool) -> list[Block]:
             f"**{report.metric} = {best['value']:.4f}**, trial {int(best['trial'])} (best epoch "
             f"{fmt(best['best_epoch'])} of {fmt(best['epochs_run'])} run), MLflow run `{run_id}`."
         ),
-        Table(["parameter", "value", ""], [[k, fmt(v, 6), "searched" if k in searched else "fixed"]
-                                          for k, v in config.items()]),
+        Table(
+            ["parameter", "value", ""],
+            [[k, fmt(v, 6), "searched" if k in searched else "fixed"] for k, v in config.items()],
+        ),
         Text("Open the trial:"),
-        Bullets([
-            f"in the MLflow UI: `sweep ui --tracking-uri {uri}`, then [{run_url(report, run_id)}]"
-            f"({run_url(report, run_id)})" if not uri.startswith("http")
-            else f"in the MLflow UI: [{run_url(report, run_id)}]({run_url(report, run_id)})",
-            f"from Python: `mlflow.set_tracking_uri(\"{uri}\"); mlflow.get_run(\"{run_id}\")`",
-            f"its model: `mlflow.artifacts.download_artifacts(run_id=\"{run_id}\", "
-            f"artifact_path=\"checkpoint/best.keras\", tracking_uri=\"{uri}\")`",
-        ]),
+        Bullets(
+            [
+                f"in the MLflow UI: `sweep ui --tracking-uri {uri}`, then [{run_url(report, run_id)}]"
+                f"({run_url(report, run_id)})"
+                if not uri.startswith("http")
+                else f"in the MLflow UI: [{run_url(report, run_id)}]({run_url(report, run_id)})",
+                f'from Python: `mlflow.set_tracking_uri("{uri}"); mlflow.get_run("{run_id}")`',
+                f'its model: `mlflow.artifacts.download_artifacts(run_id="{run_id}", '
+                f'artifact_path="checkpoint/best.keras", tracking_uri="{uri}")`',
+            ]
+        ),
     ]
     if has_best_yaml:
         blocks.append(Text("Re-run this config alone: `sweep run best.yaml` (written beside this report)."))
     if report.retrain:
         r = report.retrain
         tests = ", ".join(f"{k} = {v:.4f}" for k, v in r["test"].items())
-        blocks.append(Text(
-            f"Retrained on train+validation for {r['epochs']} epochs (the trial's best epoch) and evaluated once "
-            f"on the test split: **{tests}**. Registered as model `{r['model_name']}` version {r['version']} "
-            f"(`{r['model_uri']}`), run `{r['run_id']}`."
-        ))
+        registered = (
+            f"Registered as model `{r['model_name']}` version {r['version']} (`{r['model_uri']}`), "
+            if r["model_uri"]
+            else ""
+        )
+        blocks.append(
+            Text(
+                f"Retrained on train+validation for {r['epochs']} epochs (the trial's best epoch) and "
+                f"evaluated once on the test split: **{tests}**. {registered}run `{r['run_id']}`."
+            )
+        )
     return blocks
 
 
@@ -142,9 +158,15 @@ def _top(report: Report) -> list[Block]:
     params = report.params
     columns = ["rank", "trial", *params, report.metric, "best epoch", "stopped epoch", "train s"]
     rows = [
-        [str(i + 1), str(int(r["trial"])), *(fmt(r["config"].get(p)) for p in params), f"{r['value']:.4f}",
-         fmt(int(r["best_epoch"])), fmt(int(r["stopped_epoch"])) if r["stopped_epoch"] else "–",
-         f"{r['train_seconds']:.1f}"]
+        [
+            str(i + 1),
+            str(int(r["trial"])),
+            *(fmt(r["config"].get(p)) for p in params),
+            f"{r['value']:.4f}",
+            fmt(int(r["best_epoch"])),
+            fmt(int(r["stopped_epoch"])) if r["stopped_epoch"] else "–",
+            f"{r['train_seconds']:.1f}",
+        ]
         for i, (_, r) in enumerate(ranked.iterrows())
     ]
     return [
@@ -158,12 +180,23 @@ def _optimizers(report: Report) -> list[Block]:
     table = report.optimizers
     if table.empty or len(table) < 2:
         return []
-    rows = [[str(r["optimizer"]), str(r["trials"]), f"{r['best']:.4f}", f"{r['median']:.4f}",
-             f"{r['mean_best_epoch']:.1f}", str(r["best_trial"])] for _, r in table.iterrows()]
+    rows = [
+        [
+            str(r["optimizer"]),
+            str(r["trials"]),
+            f"{r['best']:.4f}",
+            f"{r['median']:.4f}",
+            f"{r['mean_best_epoch']:.1f}",
+            str(r["best_trial"]),
+        ]
+        for _, r in table.iterrows()
+    ]
     return [
         Heading(2, "Optimizers compared"),
-        Text(f"Over the complete trials, each optimizer with the learning rates and other settings the sweep "
-             f"gave it; `{report.metric}` {'higher' if report.maximize else 'lower'} is better."),
+        Text(
+            f"Over the complete trials, each optimizer with the learning rates and other settings the sweep "
+            f"gave it; `{report.metric}` {'higher' if report.maximize else 'lower'} is better."
+        ),
         Table(["optimizer", "trials", "best", "median", "mean epochs to best", "best trial"], rows),
     ]
 
@@ -174,8 +207,9 @@ def _plots(report: Report, plots: list[Plot]) -> list[Block]:
     for plot in shown:
         blocks += [Heading(3, plot.title), Image(plot)]
         if plot.name == "importance":
-            blocks.append(Table(["parameter", "importance"],
-                                [[k, f"{v:.3f}"] for k, v in report.importances.items()]))
+            blocks.append(
+                Table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in report.importances.items()])
+            )
     return blocks
 
 
@@ -185,9 +219,9 @@ def _expected(report: Report, plots: list[Plot]) -> list[Block]:
     return [
         Heading(2, "Expected best score by budget"),
         Text(
-            f"If the sweep were run again with n trials drawn like these, the best `{report.metric}` it would "
-            "find is expected to be (Dodge et al., 2019, 'Show Your Work'; with the N complete trials' values "
-            "sorted, `E[best of n] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n)`):"
+            f"If the sweep were run again with n trials drawn like these, the best `{report.metric}` it "
+            "would find is expected to be (Dodge et al., 2019, 'Show Your Work'; with the N complete "
+            "trials' values sorted, `E[best of n] = sum_i v_(i) * ((i/N)^n - ((i-1)/N)^n)`):"
         ),
         Table(["n trials", f"expected best {report.metric}", "std"], expected_rows(report)),
         *(Image(plot) for plot in plots if plot.name == "expected_best"),
@@ -201,23 +235,39 @@ def _other_trials(report: Report) -> list[Block]:
     blocks: list[Block] = []
     failed = trials[~trials["state"].isin(["complete", "pruned", "running"])]
     if not failed.empty:
-        rows = [[str(int(r["trial"])), str(r["state"]), str(r["reason"] or "–"), str(r["error"] or "")[:200],
-                 f"`{r['run_id']}`"] for _, r in failed.iterrows()]
-        blocks += [Heading(3, f"Failed trials ({len(failed)})"),
-                   Table(["trial", "state", "reason", "error", "run"], rows)]
+        rows = [
+            [
+                str(int(r["trial"])),
+                str(r["state"]),
+                str(r["reason"] or "–"),
+                str(r["error"] or "")[:200],
+                f"`{r['run_id']}`",
+            ]
+            for _, r in failed.iterrows()
+        ]
+        blocks += [
+            Heading(3, f"Failed trials ({len(failed)})"),
+            Table(["trial", "state", "reason", "error", "run"], rows),
+        ]
     pruned = trials[trials["state"] == "pruned"]
     if not pruned.empty:
-        rows = [[str(int(r["trial"])), fmt(r["value"]), fmt(r["epochs_run"]), f"`{r['run_id']}`"]
-                for _, r in pruned.iterrows()]
-        blocks += [Heading(3, f"Pruned trials ({len(pruned)})"),
-                   Text("Stopped early by the pruner; not ranked, as their values are from fewer epochs."),
-                   Table(["trial", f"{report.metric} when stopped", "epochs run", "run"], rows)]
+        rows = [
+            [str(int(r["trial"])), fmt(r["value"]), fmt(r["epochs_run"]), f"`{r['run_id']}`"]
+            for _, r in pruned.iterrows()
+        ]
+        blocks += [
+            Heading(3, f"Pruned trials ({len(pruned)})"),
+            Text("Stopped early by the pruner; not ranked, as their values are from fewer epochs."),
+            Table(["trial", f"{report.metric} when stopped", "epochs run", "run"], rows),
+        ]
     running = trials[trials["state"] == "running"]
     if not running.empty:
         rows = [[str(int(r["trial"])), str(r["run_name"]), f"`{r['run_id']}`"] for _, r in running.iterrows()]
-        blocks += [Heading(3, f"Running trials ({len(running)})"),
-                   Text("Still training when this report was written; not ranked."),
-                   Table(["trial", "run name", "run"], rows)]
+        blocks += [
+            Heading(3, f"Running trials ({len(running)})"),
+            Text("Still training when this report was written; not ranked."),
+            Table(["trial", "run name", "run"], rows),
+        ]
     return [Heading(2, "Trials not ranked"), *blocks] if blocks else []
 
 
@@ -229,21 +279,37 @@ def _provenance(report: Report) -> list[Block]:
     if p["git_dirty"]:
         commit += " (with uncommitted changes)"
     versions = ", ".join(f"{k} {v}" for k, v in p["versions"].items())
+    search = "tuner" if p["engine"] == "kerastuner" else "sampler"
     return [
         Heading(2, "Where it came from"),
-        Bullets([
-            f"engine `{p['engine']}`, sampler `{p['sampler']}`, sampler seed {p['engine_seed']}, "
-            f"training seed {p['train_seed']}",
-            f"dataset: {dataset}",
-            f"model: {model}",
-            f"git commit: `{commit}`",
-            f"package versions ({p['versions_from']}): {versions}",
-            f"sweep started {p['started']}" + (f", ended {p['ended']}" if p["ended"] else ""),
-            f"MLflow: experiment {report.experiment_id}, parent run `{report.parent_run_id}`, store "
-            f"`{report.tracking_uri}`",
-        ]),
+        Bullets(
+            [
+                f"engine `{p['engine']}`, {search} `{p['sampler']}` (seed {p['engine_seed']}), "
+                f"training seed {p['train_seed']}",
+                f"dataset: {dataset}",
+                f"model: {model}",
+                f"git commit: `{commit}`",
+                f"package versions ({p['versions_from']}): {versions}",
+                f"sweep started {p['started']}" + (f", ended {p['ended']}" if p["ended"] else ""),
+                f"MLflow: experiment {report.experiment_id}, parent run `{report.parent_run_id}`, store "
+                f"`{report.tracking_uri}`",
+            ]
+        ),
         Text("The spec, as the sweep ran it:"),
         Code(p["spec_yaml"] or "", "yaml"),
+    ]
+
+
+def note_document(report: Report) -> list[Block]:
+    """The head of the report, for the parent run's description in the MLflow UI."""
+    return [
+        *_summary(report),
+        *_best(report, has_best_yaml=False),
+        *_top(report),
+        Text(
+            "The full report (plots, optimizers, expected best by budget) is among this run's artifacts, "
+            "under `report/`."
+        ),
     ]
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sweeps.report.build import plain
-from sweeps.report.document import report_document, run_url
+from sweeps.report.document import note_document, report_document, run_url
 from sweeps.report.importance import METHOD
 from sweeps.report.plots import Plot, render_plots
 from sweeps.report.render import to_html, to_markdown
@@ -19,8 +19,19 @@ if TYPE_CHECKING:
     from sweeps.report.build import Report
     from sweeps.spec import Spec
 
-TRIAL_FIELDS = ("trial", "run_id", "state", "value", "best_epoch", "stopped_epoch", "epochs_run", "train_seconds",
-                "trial_seconds", "reason", "error")
+TRIAL_FIELDS = (
+    "trial",
+    "run_id",
+    "state",
+    "value",
+    "best_epoch",
+    "stopped_epoch",
+    "epochs_run",
+    "train_seconds",
+    "trial_seconds",
+    "reason",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -60,26 +71,41 @@ def report_json(report: Report, plots: list[Plot]) -> dict[str, Any]:
     """The machine-readable report: everything the Markdown shows, with full precision."""
     best = report.best
     ranked = report.ranked
-    return plain({
-        "sweep": report.sweep,
-        "status": report.status,
-        "generated": report.generated,
-        "tracking_uri": report.tracking_uri,
-        "experiment_id": report.experiment_id,
-        "parent_run_id": report.parent_run_id,
-        "objective": {"metric": report.metric, "direction": report.spec.objective.direction},
-        "counts": report.counts(),
-        "best": None if best is None else {**_trial(best), "config": report.best_config(),
-                                           "url": run_url(report, best["run_id"])},
-        "top": [{"rank": i + 1, **_trial(row)} for i, (_, row) in enumerate(ranked.head(report.top).iterrows())],
-        "optimizers": report.optimizers.to_dict("records"),
-        "importance": {"method": METHOD, "values": report.importances},
-        "expected_best": report.expected.to_dict("records"),
-        "trials": [_trial(row) for _, row in report.trials.iterrows()],
-        "plots": {plot.name: f"plots/{plot.name}.png" for plot in plots},
-        "provenance": report.provenance,
-        "retrain": report.retrain,
-    })
+    return plain(
+        {
+            "sweep": report.sweep,
+            "status": report.status,
+            "generated": report.generated,
+            "tracking_uri": report.tracking_uri,
+            "experiment_id": report.experiment_id,
+            "parent_run_id": report.parent_run_id,
+            "objective": {"metric": report.metric, "direction": report.spec.objective.direction},
+            "counts": report.counts(),
+            "best": None
+            if best is None
+            else {**_trial(best), "config": report.best_config(), "url": run_url(report, best["run_id"])},
+            "top": [
+                {"rank": i + 1, **_trial(row)}
+                for i, (_, row) in enumerate(ranked.head(report.top).iterrows())
+            ],
+            "optimizers": report.optimizers.to_dict("records"),
+            "importance": {"method": METHOD, "values": report.importances},
+            "expected_best": report.expected.to_dict("records"),
+            "trials": [_trial(row) for _, row in report.trials.iterrows()],
+            "plots": {plot.name: f"plots/{plot.name}.png" for plot in plots},
+            "provenance": report.provenance,
+            "retrain": report.retrain,
+        }
+    )
+
+
+NOTE_LIMIT = 8000  # MLflow's longest tag value; a run's description is the tag mlflow.note.content
+
+
+def report_note(report: Report) -> str:
+    """The report's head as Markdown, cut to what a run's description can hold."""
+    text = to_markdown(note_document(report))
+    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 2] + "…\n"
 
 
 def write_report(report: Report, folder: Path) -> ReportFiles:

@@ -47,12 +47,12 @@ def weighed_params(space: Space, configs: list[dict[str, Any]]) -> list[str]:
 
 def param_importances(space: Space, ranked: pd.DataFrame, direction: str) -> dict[str, float]:
     """Importance of each searched parameter (summing to 1), most important first; empty when
-    fewer than two complete trials or no parameter varied."""
+    no parameter or no value varied (fewer than two complete trials, or all equally good)."""
     import optuna
 
     configs = list(ranked["config"]) if not ranked.empty else []
     names = weighed_params(space, configs)
-    if len(configs) < 2 or not names:
+    if ranked.empty or ranked["value"].nunique() < 2 or not names:
         return {}
     distributions = {name: distribution(space.params[name]) for name in names}
     study = optuna.create_study(direction=direction)

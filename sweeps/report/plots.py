@@ -87,11 +87,28 @@ def _by_optimizer(ax: Axes, report: Report, x: pd.Series, colors: dict[str, str]
     objective, one colour per optimizer; the best trial ringed by a star."""
     ranked = report.ranked[x.notna()]
     for optimizer, group in ranked.groupby("optimizer", sort=False):
-        ax.scatter(x[group.index], group["value"], s=36, color=colors.get(str(optimizer), "gray"),
-                   label=str(optimizer), edgecolors="white", linewidths=0.5, zorder=3)
+        ax.scatter(
+            x[group.index],
+            group["value"],
+            s=36,
+            color=colors.get(str(optimizer), "gray"),
+            label=str(optimizer),
+            edgecolors="white",
+            linewidths=0.5,
+            zorder=3,
+        )
     if 0 in ranked.index:  # ranked is best first
-        ax.scatter([x[0]], [ranked.loc[0, "value"]], marker="*", s=220, facecolors="none",
-                   edgecolors="black", linewidths=1.2, zorder=4, label="best")
+        ax.scatter(
+            [x[0]],
+            [ranked.loc[0, "value"]],
+            marker="*",
+            s=220,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.2,
+            zorder=4,
+            label="best",
+        )
     ax.grid(alpha=0.3)
 
 
@@ -108,18 +125,41 @@ def objective_by_trial(report: Report) -> Plot | None:
     ax.step(done["trial"], best, where="post", color="C3", linewidth=1.8, label="best so far")
     pruned = trials[(trials["state"] == "pruned") & trials["value"].notna()]
     if not pruned.empty:
-        ax.scatter(pruned["trial"], pruned["value"], marker="x", s=30, color="gray", label="pruned (value when stopped)")
-    failed = trials[trials["state"] == "failed"]
-    if not failed.empty:
-        ax.scatter(failed["trial"], np.zeros(len(failed)) + 0.02, marker="v", s=30, color="C3",
-                   transform=ax.get_xaxis_transform(), label="failed", clip_on=False)
+        ax.scatter(
+            pruned["trial"],
+            pruned["value"],
+            marker="x",
+            s=30,
+            color="gray",
+            label="pruned (value when stopped)",
+        )
+    # Trials with no value are marked along the bottom edge (x in data, y in axes units).
+    unfinished = {"failed": ("v", "C3"), "interrupted": ("v", "gray"), "running": ("^", "C2")}
+    for state, (marker, color) in unfinished.items():
+        rows = trials[trials["state"] == state]
+        if not rows.empty:
+            ax.scatter(
+                rows["trial"],
+                np.full(len(rows), 0.03),
+                marker=marker,
+                s=36,
+                color=color,
+                label=state,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+                zorder=3,
+            )
+    ax.set_xlim(trials["trial"].min() - 0.5, trials["trial"].max() + 0.5)  # the bottom markers too
     ax.set_xlabel("trial")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(report.metric)
     ax.set_title(f"{report.metric} by trial ({'higher' if report.maximize else 'lower'} is better)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    caption = "Each complete trial's value and the best so far; pruned trials show their value when stopped."
+    caption = (
+        "Each complete trial's value and the best so far; pruned trials show their value when stopped, "
+        "failed and running ones are marked along the bottom."
+    )
     return Plot("objective_by_trial", "Objective by trial", caption, _png(fig))
 
 
@@ -161,7 +201,11 @@ def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
         _by_optimizer(ax, report, x.astype(float), colors)
         ax.set_xlabel(name)
     axes[0].set_ylabel(report.metric)
-    axes[0].legend(fontsize="x-small", loc="best")
+    legend = {
+        label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    legend["best"] = legend.pop("best")  # last, as in the other plots
+    fig.legend(legend.values(), legend.keys(), loc="outside right upper", fontsize="small")
     title = " and ".join(names) if len(names) <= 2 else ", ".join(names)
     caption = "Complete trials, coloured by optimizer; conditional parameters show only where they apply."
     return Plot("other_params", f"{title.capitalize()} against the objective", caption, _png(fig))
@@ -173,20 +217,32 @@ def validation_curves(report: Report, colors: dict[str, str]) -> Plot | None:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    runs = report.ranked.set_index("trial")
+    best_epochs = report.ranked.set_index("run_id")["best_epoch"]
     for _, row in report.optimizers.iterrows():
-        trial = runs.loc[row["best_trial"]]
-        points = report.curves.get(trial["run_id"], [])
+        points = report.curves.get(row["best_run_id"], [])
         if not points:
             continue
         epochs, values = zip(*points, strict=True)
         color = colors.get(str(row["optimizer"]), "gray")
-        ax.plot(epochs, values, marker="o", markersize=3, color=color,
-                label=f"{row['optimizer']} (trial {row['best_trial']})")
-        best_epoch = trial["best_epoch"]
+        ax.plot(
+            epochs,
+            values,
+            marker="o",
+            markersize=3,
+            color=color,
+            label=f"{row['optimizer']} (trial {row['best_trial']})",
+        )
+        best_epoch = best_epochs[row["best_run_id"]]
         if best_epoch in epochs:
-            ax.scatter([best_epoch], [values[epochs.index(best_epoch)]], s=70, facecolors="none",
-                       edgecolors=color, linewidths=1.5, zorder=4)
+            ax.scatter(
+                [best_epoch],
+                [values[epochs.index(best_epoch)]],
+                s=70,
+                facecolors="none",
+                edgecolors=color,
+                linewidths=1.5,
+                zorder=4,
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel(report.curve_metric)
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -223,22 +279,36 @@ def expected_best_plot(report: Report) -> Plot | None:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    ax.plot(table["n"], table["mean"], color="C0", marker="o", markersize=3, label="expected best of n trials")
+    ax.plot(
+        table["n"], table["mean"], color="C0", marker="o", markersize=3, label="expected best of n trials"
+    )
     done = report.ranked.sort_values("trial")["value"]
     # The best of n draws never leaves the range of the scores, so neither does the band.
-    low, high = (table["mean"] - table["std"]).clip(done.min()), (table["mean"] + table["std"]).clip(None, done.max())
+    low, high = (
+        (table["mean"] - table["std"]).clip(done.min()),
+        (table["mean"] + table["std"]).clip(None, done.max()),
+    )
     ax.fill_between(table["n"], low, high, color="C0", alpha=0.2, label="± 1 std (within the scores' range)")
     observed = (done.cummax() if report.maximize else done.cummin()).to_numpy()
-    ax.step(range(1, len(observed) + 1), observed, where="post", color="C3", linewidth=1, linestyle="--",
-            label="this sweep's best so far")
+    ax.step(
+        range(1, len(observed) + 1),
+        observed,
+        where="post",
+        color="C3",
+        linewidth=1,
+        linestyle="--",
+        label="this sweep's best so far",
+    )
     ax.set_xlabel("number of trials n")
     ax.set_ylabel(f"best {report.metric}")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_title(f"expected best {report.metric} by budget (Dodge et al., 2019)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    caption = ("E[best of n] over the sweep's complete trials drawn with replacement; the band is one "
-               "standard deviation, the dashed line what this sweep found in trial order.")
+    caption = (
+        "E[best of n] over the sweep's complete trials drawn with replacement; the band is one "
+        "standard deviation, the dashed line what this sweep found in trial order."
+    )
     return Plot("expected_best", "Expected best score by number of trials", caption, _png(fig))
 
 

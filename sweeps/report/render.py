@@ -20,6 +20,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; } tr:nth-child(even) td { background: #fafafa; }
 code { background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; font-size: 0.92em; }
 pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; border-radius: 4px; }
+pre code { background: none; padding: 0; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.9em; }
 """
@@ -44,8 +45,10 @@ def to_markdown(blocks: list[Block]) -> str:
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
-            lines = ["| " + " | ".join(map(_md_cell, block.columns)) + " |",
-                     "|" + "|".join("---" for _ in block.columns) + "|"]
+            lines = [
+                "| " + " | ".join(map(_md_cell, block.columns)) + " |",
+                "|" + "|".join("---" for _ in block.columns) + "|",
+            ]
             lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in block.rows]
             out.append("\n".join(lines))
         elif isinstance(block, Code):
@@ -59,7 +62,7 @@ def _inline(text: str) -> str:
     """Escape text, keeping `code`, **bold** and [links](url)."""
     parts, last = [], 0
     for match in _INLINE.finditer(text):
-        parts.append(html.escape(text[last:match.start()]))
+        parts.append(html.escape(text[last : match.start()]))
         code, bold, label, url = match.groups()
         if code is not None:
             parts.append(f"<code>{html.escape(code)}</code>")
@@ -83,7 +86,9 @@ def to_html(blocks: list[Block], title: str) -> str:
             body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{_inline(c)}</th>" for c in block.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Code):
             body.append(f"<pre><code>{html.escape(block.text.rstrip())}</code></pre>")
@@ -95,8 +100,8 @@ def to_html(blocks: list[Block], title: str) -> str:
                 f"<figcaption>{_inline(block.plot.caption)}</figcaption></figure>"
             )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"

@@ -40,7 +40,7 @@ def merged_splits(data: Dataset) -> Dataset:
 
 
 def retrain_best(report: Report) -> dict[str, Any]:
-    """Retrain, test and register the report's best config; returns what the report shows."""
+    """Retrain, test and register the report's best config; returns the record MLflow now holds."""
     import keras
 
     from experiments.data import load_dataset
@@ -48,6 +48,7 @@ def retrain_best(report: Report) -> dict[str, Any]:
     from sweeps.runner import pip_requirements
     from sweeps.space import describe
     from sweeps.trial import train_config
+    from tracking.query import find_retrain
     from tracking.registry import log_retrain
 
     best = report.best
@@ -56,8 +57,15 @@ def retrain_best(report: Report) -> dict[str, Any]:
     epochs = int(best["best_epoch"])
     spec = report.spec
     ds = spec.dataset
-    data = load_dataset(ds.name, validation_split=ds.validation_split, seed=ds.seed, train_size=ds.train_size,
-                        val_size=ds.val_size, test_size=ds.test_size, image_size=ds.image_size)
+    data = load_dataset(
+        ds.name,
+        validation_split=ds.validation_split,
+        seed=ds.seed,
+        train_size=ds.train_size,
+        val_size=ds.val_size,
+        test_size=ds.test_size,
+        image_size=ds.image_size,
+    )
     if data.x_test is None or data.y_test is None:
         raise ReportError(f"dataset {ds.name!r} has no test split: --retrain evaluates on one")
     merged = merged_splits(data)
@@ -65,8 +73,12 @@ def retrain_best(report: Report) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         # Monitoring the training loss with patience = epochs: EarlyStopping never fires, and the
         # weights kept (restored and checkpointed) depend on training data only.
-        job = replace(train_config(spec, config, str(Path(tmp) / "model.keras")),
-                      epochs=epochs, patience=epochs, monitor="loss")
+        job = replace(
+            train_config(spec, config, str(Path(tmp) / "model.keras")),
+            epochs=epochs,
+            patience=epochs,
+            monitor="loss",
+        )
         result = train(job, merged)
         if result.checkpoint_path is None:
             raise ReportError(f"retraining the best config diverged (loss: {result.history.get('loss')})")
@@ -74,30 +86,28 @@ def retrain_best(report: Report) -> dict[str, Any]:
     scores = model.evaluate(data.x_test, data.y_test, batch_size=job.batch_size, verbose=0, return_dict=True)
     test = {f"test_{key}": float(value) for key, value in scores.items()}
     trial = int(best["trial"])
-    registered = log_retrain(
+    run_id = log_retrain(
         report.tracking_uri,
         sweep=report.sweep,
         parent_run_id=report.parent_run_id,
         source_run_id=str(best["run_id"]),
         run_name=f"retrain trial-{trial:03d} {describe(config)}",
-        params={**config, "epochs": epochs, "source_trial": trial, "dataset": ds.name, "seed": spec.train.seed,
-                "train_on": "train+validation", "train_samples": len(merged.y_train),
-                "test_samples": len(data.y_test)},
+        params={
+            **config,
+            "epochs": epochs,
+            "source_trial": trial,
+            "dataset": ds.name,
+            "seed": spec.train.seed,
+            "train_on": "train+validation",
+            "train_samples": len(merged.y_train),
+            "test_samples": len(data.y_test),
+        },
         history={k: v for k, v in result.history.items() if not k.startswith("val_")},
         metrics={**test, "train_seconds": result.train_seconds},
         model=model,
         example=data.x_test[:5],
         pip_requirements=pip_requirements(),
     )
-    return {
-        "run_id": registered.run_id,
-        "model_name": registered.name,
-        "version": registered.version,
-        "model_uri": registered.model_uri,
-        "epochs": epochs,
-        "source_trial": trial,
-        "source_run_id": str(best["run_id"]),
-        "train_samples": len(merged.y_train),
-        "test_samples": len(data.y_test),
-        "test": test,
-    }
+    found = find_retrain(report.tracking_uri, report.experiment_id, str(best["run_id"]))
+    assert found is not None and found["run_id"] == run_id, "the retrain run just logged is not in the store"
+    return found
