@@ -29,6 +29,7 @@ from experiments.registry import (
 )
 
 if TYPE_CHECKING:
+    from experiments.backends import backend_name, failure_reason, is_out_of_memory, release_memory
     from experiments.data import Dataset, load_dataset
     from experiments.models import build_model
     from experiments.optimizers import make_optimizer
@@ -47,16 +48,24 @@ __all__ = [
     "ModelError",
     "TrainConfig",
     "TrialResult",
+    "backend_name",
     "build_model",
+    "failure_reason",
     "is_npz",
+    "is_out_of_memory",
     "is_user_builder",
     "load_dataset",
     "make_optimizer",
+    "release_memory",
     "train",
 ]
 
 # Public name -> the module that defines it, imported on first attribute access.
 _LAZY = {
+    "backend_name": "experiments.backends",
+    "failure_reason": "experiments.backends",
+    "is_out_of_memory": "experiments.backends",
+    "release_memory": "experiments.backends",
     "Dataset": "experiments.data",
     "load_dataset": "experiments.data",
     "build_model": "experiments.models",

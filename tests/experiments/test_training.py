@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments.data import Dataset
-from experiments.errors import ConfigError
+from experiments.errors import ConfigError, ModelError
 from experiments.training import TrainConfig, TrialResult, train
 
 
@@ -166,6 +166,51 @@ def test_mixed_precision_trains_and_leaves_the_policy_as_found(digits: Dataset):
     assert capture.trained.layers[0].dtype_policy.name == "mixed_float16"
     assert capture.trained.layers[-1].dtype_policy.name == "float32"
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_tensorflow_gets_a_tf_data_pipeline_and_other_backends_the_arrays(
+    digits: Dataset, monkeypatch: pytest.MonkeyPatch
+):
+    from experiments.training import _fit_data
+
+    config = _config(batch_size=64)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        fit = _fit_data(config, digits)
+        assert isinstance(fit["x"], tf.data.Dataset) and fit["shuffle"] is False
+        x, y = next(iter(fit["x"]))
+        assert x.shape == (64, *digits.input_shape) and y.shape == (64,)
+        assert int(fit["validation_data"].cardinality()) == -(-len(digits.y_val) // 64)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    fit = _fit_data(config, digits)
+    assert fit["x"] is digits.x_train and fit["batch_size"] == 64
+    assert fit["validation_data"][0] is digits.x_val and fit["validation_data"][1] is digits.y_val
+
+
+def test_jit_compile_trains(digits: Dataset):
+    result = train(_config(epochs=1, jit_compile=True), digits)
+    assert math.isfinite(result.value)
+
+
+def test_mixed_precision_needs_a_float32_output(digits: Dataset):
+    config = _config(model="tests.experiments.builders:half_output", model_options={}, mixed_precision=True)
+    with pytest.raises(ModelError, match="outputs float16 under train.mixed_precision; expected a float32"):
+        train(config, digits)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+class RunOutOfMemory(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 2:
+            raise MemoryError("out of memory in batch 2")
+
+
+def test_a_failing_fit_raises_and_the_next_trial_trains(digits: Dataset):
+    with pytest.raises(MemoryError, match="batch 2"):
+        train(_config(epochs=2, mixed_precision=True), digits, [RunOutOfMemory()])
+    assert keras.config.dtype_policy().name == "float32"
+    assert math.isfinite(train(_config(epochs=1), digits).value)
 
 
 @pytest.mark.parametrize(
