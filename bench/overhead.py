@@ -47,15 +47,17 @@ def make_data(path: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(images), 6000)
     shifts = rng.integers(-2, 3, size=(6000, 2))
-    x = np.stack([np.roll(images[i], tuple(s), axis=(0, 1)) for i, s in zip(index, shifts)])
+    x = np.stack([np.roll(images[i], tuple(s), axis=(0, 1)) for i, s in zip(index, shifts, strict=True)])
     x = x[..., None].astype("float32")
     y = digits.target[index].astype("int64")
     np.savez(path, x_train=x[:4800], y_train=y[:4800], x_val=x[4800:], y_val=y[4800:])
 
 
 def configs() -> list[dict]:
-    return [{"optimizer": o, "learning_rate": LEARNING_RATE, "dropout": DROPOUT, "patience": PATIENCE}
-            for o in OPTIMIZERS]
+    return [
+        {"optimizer": o, "learning_rate": LEARNING_RATE, "dropout": DROPOUT, "patience": PATIENCE}
+        for o in OPTIMIZERS
+    ]
 
 
 def spec(data: Path, name: str) -> dict:
@@ -65,8 +67,12 @@ def spec(data: Path, name: str) -> dict:
         "model": {"name": "mlp", "units": UNITS},
         "train": {"epochs": EPOCHS, "batch_size": BATCH, "monitor": "val_loss"},
         "objective": {"metric": "val_accuracy"},
-        "space": {"optimizer": {"choices": OPTIMIZERS}, "learning_rate": LEARNING_RATE,
-                  "dropout": DROPOUT, "patience": PATIENCE},
+        "space": {
+            "optimizer": {"choices": OPTIMIZERS},
+            "learning_rate": LEARNING_RATE,
+            "dropout": DROPOUT,
+            "patience": PATIENCE,
+        },
         "engine": {"name": "optuna", "sampler": "grid", "seed": 0},
         "budget": {"trials": len(OPTIMIZERS)},
     }
@@ -86,14 +92,25 @@ def run_plain(data_path: Path, workdir: Path) -> dict:
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
         model = build_model("mlp", (28, 28, 1), 10, dropout=config["dropout"], units=UNITS)
-        model.compile(optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(data["x_train"], data["y_train"], batch_size=BATCH, epochs=EPOCHS, verbose=0,
-                  validation_data=(data["x_val"], data["y_val"]),
-                  callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=config["patience"],
-                                                           restore_best_weights=True),
-                             keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss",
-                                                             save_best_only=True)])
+        model.compile(
+            optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        model.fit(
+            data["x_train"],
+            data["y_train"],
+            batch_size=BATCH,
+            epochs=EPOCHS,
+            verbose=0,
+            validation_data=(data["x_val"], data["y_val"]),
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    "val_loss", patience=config["patience"], restore_best_weights=True
+                ),
+                keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss", save_best_only=True),
+            ],
+        )
         times.append(time.perf_counter() - start)
     return {"trials": times}
 
@@ -135,8 +152,11 @@ def run_peer(data_path: Path, workdir: Path) -> dict:
     data = np.load(data_path)
     mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
     mlflow.keras.autolog()
-    callback = MLflowCallback(tracking_uri=f"sqlite:///{workdir}/mlflow.db", metric_name="val_accuracy",
-                              mlflow_kwargs={"nested": False})
+    callback = MLflowCallback(
+        tracking_uri=f"sqlite:///{workdir}/mlflow.db",
+        metric_name="val_accuracy",
+        mlflow_kwargs={"nested": False},
+    )
     by_optimizer = {c["optimizer"]: c for c in configs()}
     times: list[float] = []
 
@@ -145,14 +165,25 @@ def run_peer(data_path: Path, workdir: Path) -> dict:
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
         model = build_model("mlp", (28, 28, 1), 10, dropout=config["dropout"], units=UNITS)
-        model.compile(optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        history = model.fit(data["x_train"], data["y_train"], batch_size=BATCH, epochs=EPOCHS, verbose=0,
-                            validation_data=(data["x_val"], data["y_val"]),
-                            callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=config["patience"],
-                                                                     restore_best_weights=True),
-                                       keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss",
-                                                                       save_best_only=True)])
+        model.compile(
+            optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        history = model.fit(
+            data["x_train"],
+            data["y_train"],
+            batch_size=BATCH,
+            epochs=EPOCHS,
+            verbose=0,
+            validation_data=(data["x_val"], data["y_val"]),
+            callbacks=[
+                keras.callbacks.EarlyStopping(
+                    "val_loss", patience=config["patience"], restore_best_weights=True
+                ),
+                keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss", save_best_only=True),
+            ],
+        )
         return max(history.history["val_accuracy"])
 
     def timed(trial: optuna.Trial) -> float:
@@ -162,7 +193,9 @@ def run_peer(data_path: Path, workdir: Path) -> dict:
         finally:
             times.append(time.perf_counter() - start)
 
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.GridSampler({"optimizer": OPTIMIZERS}))
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.GridSampler({"optimizer": OPTIMIZERS})
+    )
     started = [0.0]
 
     def clock(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -194,7 +227,9 @@ def child(mode: str, data_path: str, workdir: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -210,13 +245,19 @@ def main() -> None:
             for mode in args.modes:  # interleaved, so drift hits every mode alike
                 workdir = Path(tmp) / f"{mode}-{repeat}"
                 workdir.mkdir()
-                out = subprocess.run([sys.executable, __file__, "--child", mode, str(data_path), str(workdir)],
-                                     capture_output=True, text=True, check=False)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", mode, str(data_path), str(workdir)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if out.returncode != 0:
                     sys.exit(f"{mode} failed:\n{out.stderr[-3000:]}")
                 results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"{len(OPTIMIZERS)} configs x {EPOCHS} epochs, MLP({UNITS}) on 4,800 digits at 28x28, "
-          f"batch {BATCH}, {args.repeats} repeat(s), {os.cpu_count()} CPU cores")
+    print(
+        f"{len(OPTIMIZERS)} configs x {EPOCHS} epochs, MLP({UNITS}) on 4,800 digits at 28x28, "
+        f"batch {BATCH}, {args.repeats} repeat(s), {os.cpu_count()} CPU cores"
+    )
     per_trial = {}
     for mode, runs in results.items():
         # The first trial of each process pays graph tracing and warm-up; it is kept (all modes pay it).
@@ -226,7 +267,8 @@ def main() -> None:
         if mode == "sweeplab":
             totals = [run["sweep_total"] for run in runs]
             extra = f"  (whole run_sweep incl. setup and best-model logging: {statistics.mean(totals):.2f} s)"
-        print(f"  {mode:9s} {per_trial[mode]:6.2f} s per trial (median {statistics.median(trial_times):.2f}){extra}")
+        median = statistics.median(trial_times)
+        print(f"  {mode:9s} {per_trial[mode]:6.2f} s per trial (median {median:.2f}){extra}")
     if "plain" in per_trial:
         for mode in per_trial:
             if mode != "plain":

@@ -33,7 +33,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam"]
 # Keras's default learning rate of each optimizer: what the seeds used.
-DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "nesterov": 0.01, "rmsprop": 0.001, "adagrad": 0.001, "adam": 0.001}
+DEFAULT_LR = {
+    "sgd": 0.01,
+    "momentum": 0.01,
+    "nesterov": 0.01,
+    "rmsprop": 0.001,
+    "adagrad": 0.001,
+    "adam": 0.001,
+}
 EPOCHS = 20
 BASE = {
     "dataset": {"name": "digits", "validation_split": 0.2, "seed": 42},
@@ -56,8 +63,15 @@ def methods(trials: int, seed: int) -> dict[str, dict]:
         "grid (seeds)": {**BASE, "train": {**BASE["train"], "seed": seed}},
         "random": {**searched, "engine": {"name": "optuna", "sampler": "random", "seed": seed}},
         "tpe": {**searched, "engine": {"name": "optuna", "sampler": "tpe", "seed": seed}},
-        "tpe+hyperband": {**searched, "engine": {"name": "optuna", "sampler": "tpe", "seed": seed,
-                                                 "pruner": {"name": "hyperband", "min_epochs": 2}}},
+        "tpe+hyperband": {
+            **searched,
+            "engine": {
+                "name": "optuna",
+                "sampler": "tpe",
+                "seed": seed,
+                "pruner": {"name": "hyperband", "min_epochs": 2},
+            },
+        },
         "kt-bayesian": {**searched, "engine": {"name": "kerastuner", "tuner": "bayesian", "seed": seed}},
         "kt-hyperband": {**searched, "engine": {"name": "kerastuner", "tuner": "hyperband", "seed": seed}},
     }
@@ -76,7 +90,12 @@ def trials_of(name: str, spec: dict, folder: Path):
         return sweeps.run({**spec, "name": "bench"}, tracking_uri=uri).trials.sort_values("trial")
     frames = []
     for optimizer in OPTIMIZERS:
-        config = {"optimizer": optimizer, "learning_rate": DEFAULT_LR[optimizer], "dropout": 0.0, "patience": 2}
+        config = {
+            "optimizer": optimizer,
+            "learning_rate": DEFAULT_LR[optimizer],
+            "dropout": 0.0,
+            "patience": 2,
+        }
         one = {**spec, "name": f"bench-{optimizer}", "space": config, "budget": {"trials": 1}}
         frames.append(sweeps.run(one, tracking_uri=uri).trials)
     return pd.concat(frames, ignore_index=True)
@@ -88,12 +107,18 @@ def measure(name: str, spec: dict, folder: Path) -> tuple[float, float, float, i
     frame = frame[frame["state"].isin(["complete", "pruned"])].reset_index(drop=True)
     epochs = frame["epochs_run"].fillna(0).cumsum()
     best_index = frame["value"].idxmax()
-    return (float(frame.loc[best_index, "value"]), float(epochs.loc[best_index]), float(epochs.iloc[-1]),
-            len(frame))
+    return (
+        float(frame.loc[best_index, "value"]),
+        float(epochs.loc[best_index]),
+        float(epochs.iloc[-1]),
+        len(frame),
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
@@ -109,8 +134,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 rows.setdefault(name, []).append(measure(name, spec, Path(tmp)))
             print(f"  seed {seed} {name}: {rows[name][-1]}", file=sys.stderr)
-    print(f"digits, MLP(100), up to {EPOCHS} epochs, {args.trials} trials per search "
-          f"(grid: its 6 configs), seeds {args.seeds}; mean over seeds")
+    print(
+        f"digits, MLP(100), up to {EPOCHS} epochs, {args.trials} trials per search "
+        f"(grid: its 6 configs), seeds {args.seeds}; mean over seeds"
+    )
     print("| search | best val accuracy | epochs to reach it | epochs in all | trials |")
     print("| --- | --- | --- | --- | --- |")
     for name, results in rows.items():

@@ -38,7 +38,9 @@ SPEC = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
@@ -50,7 +52,10 @@ def main() -> None:
             start = time.perf_counter()
             result = subprocess.run(
                 [sys.executable, "-m", "sweeps", "run", "spec.yaml", "--workers", str(workers)],
-                cwd=tmp, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                cwd=tmp,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
             )
             seconds = time.perf_counter() - start
             if result.returncode != 0:

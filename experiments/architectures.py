@@ -41,9 +41,7 @@ def cnn(
     """Conv2D(same) + MaxPooling2D(2) per entry of ``filters``, then a Dense head (seed 002)."""
     layers: list = [keras.Input(shape=input_shape)]
     for i, f in enumerate(filters, start=1):
-        layers.append(
-            keras.layers.Conv2D(f, kernel_size, activation="relu", padding="same", name=f"conv{i}")
-        )
+        layers.append(keras.layers.Conv2D(f, kernel_size, activation="relu", padding="same", name=f"conv{i}"))
         layers.append(keras.layers.MaxPooling2D(2, name=f"pool{i}"))
     layers += [keras.layers.Flatten(), *_dense(units, dropout, "hidden")]
     return _finish("cnn", layers, num_classes)
@@ -102,7 +100,5 @@ def _dense(units: int, dropout: float, name: str) -> list[keras.layers.Layer]:
 
 def _finish(name: str, layers: list, num_classes: int) -> keras.Model:
     """Append the float32 softmax output."""
-    layers.append(
-        keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="output")
-    )
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="output"))
     return keras.Sequential(layers, name=name)

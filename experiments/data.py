@@ -68,9 +68,7 @@ def load_dataset(
     y_test = None if raw.y_test is None else _labels(raw.y_test, raw.x_test, "test")
     if not y_train.size:
         raise DatasetError(f"dataset {name!r} has no training samples")
-    num_classes = 1 + max(
-        int(y.max()) for y in (y_train, y_val, y_test) if y is not None and y.size
-    )
+    num_classes = 1 + max(int(y.max()) for y in (y_train, y_val, y_test) if y is not None and y.size)
 
     rng = np.random.default_rng(seed)
     if raw.x_val is None:
@@ -150,7 +148,5 @@ def _prepare(raw: RawData, x: np.ndarray, image_size: int | None) -> np.ndarray:
     if image_size is None:
         return x
     if x.ndim != 4:
-        raise DatasetError(
-            f"image_size={image_size} needs images of shape (N, H, W, C); got {x.shape}"
-        )
+        raise DatasetError(f"image_size={image_size} needs images of shape (N, H, W, C); got {x.shape}")
     return resize_bilinear(x, image_size)

@@ -82,13 +82,10 @@ def _check_options(name: str, input_shape: tuple[int, ...], options: dict[str, A
         _check_image_input(name, input_shape, len(filters), options.get("input_size", 227))
 
 
-def _check_image_input(
-    name: str, input_shape: tuple[int, ...], n_filters: int, input_size: int
-) -> None:
+def _check_image_input(name: str, input_shape: tuple[int, ...], n_filters: int, input_size: int) -> None:
     if len(input_shape) != 3:
         raise ModelError(
-            f"model {name!r} needs images of shape (height, width, channels); got input "
-            f"shape {input_shape}"
+            f"model {name!r} needs images of shape (height, width, channels); got input shape {input_shape}"
         )
     if name == "cnn" and min(input_shape[:2]) < 2**n_filters:
         raise ModelError(
@@ -125,12 +122,8 @@ def _build_user(
         ) from exc
     builder = getattr(module, function_name, None)
     if not callable(builder):
-        raise ModelError(
-            f"user builder {name!r}: module {module_name!r} has no function {function_name!r}"
-        )
+        raise ModelError(f"user builder {name!r}: module {module_name!r} has no function {function_name!r}")
     model = builder(input_shape=input_shape, num_classes=num_classes, dropout=dropout, **options)
     if not isinstance(model, keras.Model):
-        raise ModelError(
-            f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model"
-        )
+        raise ModelError(f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model")
     return model

@@ -29,7 +29,9 @@ app = typer.Typer(
 
 TrackingUri = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    typer.Option(
+        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
 ]
 
 
@@ -60,7 +62,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 Storage = Annotated[
     str | None,
-    typer.Option("--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."),
+    typer.Option(
+        "--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."
+    ),
 ]
 
 
@@ -96,8 +100,11 @@ def _interruptible() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        typer.echo("error: interrupted; the trial in progress was recorded as interrupted. "
-                   "Run the same command again to continue the sweep.", err=True)
+        typer.echo(
+            "error: interrupted; the trial in progress was recorded as interrupted. "
+            "Run the same command again to continue the sweep.",
+            err=True,
+        )
         raise typer.Exit(143 if received else 130) from None
     except _user_errors() as exc:
         from sweeps.errors import SweepFailed
@@ -128,8 +135,10 @@ def run(
     loaded = _load(spec, {"budget.trials": trials} if trials else None)
     gpu_list = _gpu_list(gpus)
     if loaded.engine.name == "kerastuner" and (workers > 1 or gpu_list is not None):
-        fail("--workers/--gpus: the kerastuner engine runs in one process (its project folder is locked); "
-             "use engine optuna for several workers")
+        fail(
+            "--workers/--gpus: the kerastuner engine runs in one process (its project folder is locked); "
+            "use engine optuna for several workers"
+        )
     _quiet_libraries()
     _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.progress import SweepProgress
@@ -138,7 +147,9 @@ def run(
 
     with _interruptible(), SweepProgress(loaded.name, loaded.budget.trials) as progress:
         if workers == 1 and gpu_list is None:
-            result = run_sweep(loaded, tracking_uri=tracking_uri, storage=storage, on_progress=progress.update)
+            result = run_sweep(
+                loaded, tracking_uri=tracking_uri, storage=storage, on_progress=progress.update
+            )
         else:
             load_data(loaded)  # a missing dataset is reported here, before any store is touched
             sweep = Sweep(loaded, tracking_uri, storage)
@@ -152,7 +163,9 @@ def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -
 
     in_process = workers == 1 and gpus is None  # else only the workers import the backend
     try:
-        typer.echo("devices: " + device_line(discover(probe_backend=in_process), workers, gpus, workers_per_gpu))
+        typer.echo(
+            "devices: " + device_line(discover(probe_backend=in_process), workers, gpus, workers_per_gpu)
+        )
     except DeviceError as exc:
         fail(str(exc))
 
@@ -166,9 +179,12 @@ def worker(
     """Join a running sweep from any machine: run its trials until the shared budget is spent."""
     loaded = _load(spec)
     _quiet_libraries()
+    _print_devices(1, None, 1)
+    from sweeps.devices import enable_memory_growth
     from sweeps.runner import Sweep, load_data
 
     with _interruptible():
+        enable_memory_growth()  # workers started by hand may share a GPU
         data = load_data(loaded)
         Sweep(loaded, tracking_uri, storage).work(data)
 
@@ -186,7 +202,9 @@ def _print_summary(result: SweepResult) -> None:
     if result.best_config is None:
         console.print("no trial finished; see the failed runs in MLflow for the errors")
     else:
-        config = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_config.items())
+        config = ", ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_config.items()
+        )
         console.print(f"best: trial {result.best_trial}, value {result.best_value:.4f}: {config}")
         frame = result.trials
         if not frame.empty:
@@ -195,8 +213,11 @@ def _print_summary(result: SweepResult) -> None:
             table = Table("trial", "config", "value", "best epoch", "seconds", title="top trials")
             for _, row in top.iterrows():
                 table.add_row(
-                    str(row["trial"]), str(row["run_name"]).split(" ", 1)[-1], f"{row['value']:.4f}",
-                    f"{row['best_epoch']:.0f}", f"{row['train_seconds']:.1f}",
+                    str(row["trial"]),
+                    str(row["run_name"]).split(" ", 1)[-1],
+                    f"{row['value']:.4f}",
+                    f"{row['best_epoch']:.0f}",
+                    f"{row['train_seconds']:.1f}",
                 )
             console.print(table)
     for fault in result.faults:
@@ -230,8 +251,20 @@ def ui(
     if not uri.startswith(("sqlite:", "postgresql", "mysql")):
         fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
     typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     # MLflow's job runner serves GenAI features sweeps do not use, in a handful of extra processes.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     process = subprocess.Popen(command, env=env)

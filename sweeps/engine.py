@@ -40,8 +40,7 @@ class Engine(Protocol):
         """Trials that use up `budget.trials` (complete and pruned)."""
         ...
 
-    def best(self) -> BestTrial | None:
-        ...
+    def best(self) -> BestTrial | None: ...
 
 
 def make_engine(spec: Spec, storage: str | None, local_dir: Path) -> Engine:

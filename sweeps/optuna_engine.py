@@ -84,7 +84,9 @@ def make_pruner(pruner: PrunerSpec | None, max_epochs: int) -> optuna.pruners.Ba
             )
         case "hyperband":
             return optuna.pruners.HyperbandPruner(
-                min_resource=pruner.min_epochs, max_resource=max_epochs, reduction_factor=pruner.reduction_factor
+                min_resource=pruner.min_epochs,
+                max_resource=max_epochs,
+                reduction_factor=pruner.reduction_factor,
             )
     raise SweepError(f"engine.pruner.name: unknown pruner {pruner.name!r}")
 
@@ -223,7 +225,9 @@ class OptunaEngine:
             if outcome.state == "pruned":
                 runner.after_recorded(self._tell, trial, heartbeat, State.PRUNED, None, on_trial, outcome)
             else:
-                runner.after_recorded(self._tell, trial, heartbeat, State.COMPLETE, outcome.value, on_trial, outcome)
+                runner.after_recorded(
+                    self._tell, trial, heartbeat, State.COMPLETE, outcome.value, on_trial, outcome
+                )
 
     def _tell(
         self,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from types import TracebackType
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 
 class SweepProgress:
     """A rich progress bar on stderr, advanced by the runner's `on_trial` hook."""

@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 # Progress after each trial: (trials by state, trials counted against the budget, best value).
 OnProgress = Callable[[dict[str, int], int, "float | None"], None]
 
-# Written out so that logging the best model never pays for requirement inference.
-MODEL_REQUIREMENTS = ("keras", "tensorflow")
-
 
 @dataclass
 class SweepResult:
@@ -42,11 +39,14 @@ class SweepResult:
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model, read from what is installed (no inference)."""
+    """Pinned requirements of a logged model: keras and the backend it was trained on, read from
+    what is installed, so logging never pays for MLflow's requirement inference (seconds a call)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from experiments.backends import BACKEND_PACKAGES, backend_name
+
     pins = []
-    for package in MODEL_REQUIREMENTS:
+    for package in ("keras", BACKEND_PACKAGES[backend_name()]):
         try:
             pins.append(f"{package}=={version(package)}")
         except PackageNotFoundError:
@@ -99,13 +99,17 @@ class Sweep:
         self.uri = resolve_tracking_uri(tracking_uri)
         self.engine = make_engine(spec, storage, local_dir(self.uri))
         self.tracker = SweepTracker(self.uri, spec.name)
-        with SweepLock(spec.name, storage, local_dir(self.uri)).hold():  # one parent run, however many workers start
+        with SweepLock(
+            spec.name, storage, local_dir(self.uri)
+        ).hold():  # one parent run, however many workers start
             self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
 
     def summarize(self) -> None:
         """Trial counts and the best so far, on the parent run."""
         best = self.engine.best()
-        summary = None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+        summary = (
+            None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+        )
         self.tracker.summarize(self.engine.counts(), summary, self.spec.objective.metric)
 
     def progress(self, on_progress: OnProgress | None) -> None:

@@ -117,9 +117,7 @@ class ObjectiveSpec(_Section):
     @model_validator(mode="after")
     def _direction(self) -> ObjectiveSpec:
         if self.direction is None:
-            object.__setattr__(
-                self, "direction", "minimize" if self.metric.endswith("loss") else "maximize"
-            )
+            object.__setattr__(self, "direction", "minimize" if self.metric.endswith("loss") else "maximize")
         return self
 
 
@@ -267,8 +265,9 @@ def parse_spec(raw: Any, source: str | None = None) -> Spec:
             allowed = ModelSpec.model_validate(data["model"]).allowed_options()
     except ValidationError as exc:
         message = _format(exc, data["model"])
-        raise SpecError(f"model.{message}" if ":" in message.split(" ")[0] else f"model: {message}",
-                        source=source) from None
+        raise SpecError(
+            f"model.{message}" if ":" in message.split(" ")[0] else f"model: {message}", source=source
+        ) from None
     try:
         if data.get("space") is None:
             raise SpaceError("space", "required field is missing")
@@ -300,7 +299,9 @@ def read_spec_data(source: str | Path) -> tuple[dict[str, Any], str]:
         known = builtin_names()
         close = difflib.get_close_matches(str(source), known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SpecError(f"{source!r} is neither a spec file nor a built-in spec{hint}; built-in: {', '.join(known)}")
+        raise SpecError(
+            f"{source!r} is neither a spec file nor a built-in spec{hint}; built-in: {', '.join(known)}"
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -52,8 +52,17 @@ def start_workers(
     for index in range(workers):
         env = {**os.environ, **worker_env(index, workers, gpus, workers_per_gpu)}
         log = folder / f"worker-{index}.log"
-        command = [sys.executable, "-m", "sweeps", "worker", str(spec_file),
-                   "--tracking-uri", sweep.uri, "--storage", url]
+        command = [
+            sys.executable,
+            "-m",
+            "sweeps",
+            "worker",
+            str(spec_file),
+            "--tracking-uri",
+            sweep.uri,
+            "--storage",
+            url,
+        ]
         with log.open("wb") as out:
             started.append((subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT), log))
     return started

@@ -56,7 +56,9 @@ def tracking_uri(workdir: Path, _template_db: Path) -> Iterator[str]:
     assert not running, f"test left MLflow runs RUNNING: {running}"
 
 
-def sweep_cli(*args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sweep_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `sweep` CLI (`python -m sweeps`) in a subprocess."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("MLFLOW_TRACKING_URI", None)

@@ -38,8 +38,12 @@ def write_curves_png(
     fig.subplots_adjust(left=0.1, right=0.88, bottom=0.12, top=0.9)
     loss_ax = fig.add_subplot()
     acc_ax = loss_ax.twinx()
-    styles = {"loss": ("tab:red", "-"), "val_loss": ("tab:red", "--"),
-              "accuracy": ("tab:blue", "-"), "val_accuracy": ("tab:blue", "--")}
+    styles = {
+        "loss": ("tab:red", "-"),
+        "val_loss": ("tab:red", "--"),
+        "accuracy": ("tab:blue", "-"),
+        "val_accuracy": ("tab:blue", "--"),
+    }
     for key, (color, line) in styles.items():
         if key in history and len(history[key]) == len(epochs):
             ax = loss_ax if key.endswith("loss") else acc_ax

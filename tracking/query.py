@@ -141,14 +141,16 @@ def load_sweeps(tracking_uri: str, sweep: str) -> list[StoredSweep]:
             for run in trials
             if run.data.tags.get(tags.PARENT) == parent.info.run_id
         ]
-        stored.append(StoredSweep(
-            name=sweep,
-            engine=parent.data.tags.get(tags.ENGINE, parent.data.params.get("engine.name", "")),
-            experiment_id=parent.info.experiment_id,
-            parent=parent,
-            spec_yaml=read_text_artifact(client, parent.info.run_id, "spec.yaml"),
-            trials=pd.DataFrame(rows),
-        ))
+        stored.append(
+            StoredSweep(
+                name=sweep,
+                engine=parent.data.tags.get(tags.ENGINE, parent.data.params.get("engine.name", "")),
+                experiment_id=parent.info.experiment_id,
+                parent=parent,
+                spec_yaml=read_text_artifact(client, parent.info.run_id, "spec.yaml"),
+                trials=pd.DataFrame(rows),
+            )
+        )
     return stored
 
 

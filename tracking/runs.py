@@ -125,9 +125,7 @@ class SweepTracker:
                 tags={tags.ROLE: tags.ROLE_SWEEP, tags.SWEEP: self.sweep, **engine_tag, **provenance_tags()},
             )
             run_id = run.info.run_id
-            self.client.log_batch(
-                run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
-            )
+            self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in params.items()])
         else:
             self.client.update_run(run_id, status="RUNNING")
         self.run_id = run_id
@@ -328,7 +326,13 @@ class TrialRecorder:
         self._stop_system_metrics()
         self.tracker.submit(
             f"trial run {self.run_id} {state}",
-            self._write, None, dict(metrics or {}), state, reason, error, "",
+            self._write,
+            None,
+            dict(metrics or {}),
+            state,
+            reason,
+            error,
+            "",
         )
 
     def _write(

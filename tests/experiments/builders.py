@@ -5,9 +5,7 @@ from __future__ import annotations
 import keras
 
 
-def tiny(
-    input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0, units: int = 8
-) -> keras.Model:
+def tiny(input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0, units: int = 8) -> keras.Model:
     return keras.Sequential(
         [
             keras.Input(shape=input_shape),

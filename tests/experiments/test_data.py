@@ -128,9 +128,7 @@ def test_npz_missing_file(tmp_path: Path):
 def test_npz_missing_arrays_are_named(tmp_path: Path):
     path = tmp_path / "partial.npz"
     np.savez(path, x_train=np.zeros((4, 2)), x_val=np.zeros((2, 2)))
-    with pytest.raises(
-        DatasetError, match=r"lacks array\(s\) y_train, y_val; it has x_train, x_val"
-    ):
+    with pytest.raises(DatasetError, match=r"lacks array\(s\) y_train, y_val; it has x_train, x_val"):
         load_dataset(f"npz:{path}")
 
 

@@ -80,9 +80,7 @@ def test_same_config_same_history(digits: Dataset):
     assert train(config, digits).history == train(config, digits).history
 
 
-def test_checkpoint_and_model_hold_the_best_epoch_without_early_stopping(
-    noisy_val: Dataset, tmp_path: Path
-):
+def test_checkpoint_and_model_hold_the_best_epoch_without_early_stopping(noisy_val: Dataset, tmp_path: Path):
     """Keras 3's EarlyStopping restores the best weights at the end even when it never fired."""
     path = tmp_path / "ckpt" / "best.keras"
     capture = Capture()

@@ -89,8 +89,20 @@ def test_trial_runs_layout(finished_sweep) -> None:
         assert run.info.status == "FINISHED"
         assert data.tags[tags.PARENT] == parent.info.run_id
         assert data.tags[tags.STATE] == "complete"
-        assert run.info.run_name.startswith(f"trial-{int(data.tags[tags.TRIAL]):03d} {data.params['optimizer']} lr=")
-        for key in ("optimizer", "learning_rate", "dropout", "patience", "engine", "sampler", "seed", "dataset", "model"):
+        assert run.info.run_name.startswith(
+            f"trial-{int(data.tags[tags.TRIAL]):03d} {data.params['optimizer']} lr="
+        )
+        for key in (
+            "optimizer",
+            "learning_rate",
+            "dropout",
+            "patience",
+            "engine",
+            "sampler",
+            "seed",
+            "dataset",
+            "model",
+        ):
             assert key in data.params, key
         assert ("momentum" in data.params) == (data.params["optimizer"] in ("momentum", "nesterov"))
         epochs_run = int(data.metrics["epochs_run"])
@@ -132,7 +144,9 @@ def test_history_csv_matches_metrics(finished_sweep, tmp_path: Path) -> None:
     path = client.download_artifacts(run.info.run_id, "history.csv", str(tmp_path))
     frame = pd.read_csv(path)
     assert list(frame["epoch"]) == list(range(1, int(run.data.metrics["epochs_run"]) + 1))
-    logged = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)]
+    logged = [
+        m.value for m in sorted(client.get_metric_history(run.info.run_id, "val_loss"), key=lambda m: m.step)
+    ]
     assert list(frame["val_loss"]) == pytest.approx(logged)
 
 
@@ -159,11 +173,22 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tracking_uri: str, work
         "    return keras.Sequential([keras.Input(input_shape), keras.layers.Flatten(),\n"
         "                             keras.layers.Dense(num_classes, activation='softmax')])\n"
     )
-    spec = {**TINY, "name": "fragile", "model": {"name": "fragile:build"},
-            "train": {"epochs": 1, "batch_size": 64}, "budget": {"trials": 3, "max_failures": 10}}
+    spec = {
+        **TINY,
+        "name": "fragile",
+        "model": {"name": "fragile:build"},
+        "train": {"epochs": 1, "batch_size": 64},
+        "budget": {"trials": 3, "max_failures": 10},
+    }
     write_spec(workdir, spec)
-    result = sweep_cli("run", "tiny.yaml", "--tracking-uri", tracking_uri, cwd=workdir,
-                       env={"PYTHONPATH": f"{workdir}:{Path(__file__).parents[2]}"})
+    result = sweep_cli(
+        "run",
+        "tiny.yaml",
+        "--tracking-uri",
+        tracking_uri,
+        cwd=workdir,
+        env={"PYTHONPATH": f"{workdir}:{Path(__file__).parents[2]}"},
+    )
     assert result.returncode == 0, result.stderr
     client = MlflowClient(tracking_uri)
     runs = trial_runs(client, "fragile")
@@ -182,17 +207,28 @@ def test_failing_trial_is_recorded_and_the_sweep_goes_on(tracking_uri: str, work
         (["run", "nope.yaml"], {}, "error: spec: no such file: nope.yaml"),
         (["run", "quikstart"], {}, "did you mean 'quickstart'"),
         (["run", "bad.yaml"], {"bad.yaml": "name: [unclosed\n"}, "malformed YAML at line"),
-        (["run", "bad.yaml"], {"bad.yaml": yaml.safe_dump({**TINY, "space": {"optimizer": "adamw"}})},
-         "space.optimizer: unknown optimizer 'adamw'"),
-        (["run", "bad.yaml"], {"bad.yaml": yaml.safe_dump({**TINY, "dataset": {"name": "npz:missing.npz"}})},
-         "missing.npz"),
+        (
+            ["run", "bad.yaml"],
+            {"bad.yaml": yaml.safe_dump({**TINY, "space": {"optimizer": "adamw"}})},
+            "space.optimizer: unknown optimizer 'adamw'",
+        ),
+        (
+            ["run", "bad.yaml"],
+            {"bad.yaml": yaml.safe_dump({**TINY, "dataset": {"name": "npz:missing.npz"}})},
+            "missing.npz",
+        ),
         (["run", "--trials", "0"], {}, "Invalid value for '--trials'"),
-        (["run", "tiny.yaml", "--tracking-uri", "just/a/folder"], {"tiny.yaml": yaml.safe_dump(TINY)},
-         "is not a URI"),
+        (
+            ["run", "tiny.yaml", "--tracking-uri", "just/a/folder"],
+            {"tiny.yaml": yaml.safe_dump(TINY)},
+            "is not a URI",
+        ),
         (["frobnicate"], {}, "No such command 'frobnicate'"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(workdir: Path, args: list[str], files: dict[str, str], expected: str) -> None:
+def test_bad_input_exits_2_with_one_line(
+    workdir: Path, args: list[str], files: dict[str, str], expected: str
+) -> None:
     for name, text in files.items():
         (workdir / name).write_text(text)
     result = sweep_cli(*args, cwd=workdir)

@@ -49,8 +49,11 @@ def cli(folder: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def no_runs_left_running(client: MlflowClient) -> None:
-    running = [r.info.run_name for e in client.search_experiments()
-               for r in client.search_runs([e.experiment_id], "attributes.status = 'RUNNING'")]
+    running = [
+        r.info.run_name
+        for e in client.search_experiments()
+        for r in client.search_runs([e.experiment_id], "attributes.status = 'RUNNING'")
+    ]
     assert not running, running
 
 
@@ -66,8 +69,11 @@ def side_by_side(tmp_path_factory: pytest.TempPathFactory, _template_db: Path) -
     (folder / "kt.yaml").write_text(yaml.safe_dump(kt_spec))
     client = MlflowClient(uri)
     first = run_sweep(load_spec(kt_spec), tracking_uri=uri)  # the project goes beside the store
-    before = {r.info.run_id: (r.data.tags[tags.TRIAL], r.data.metrics)
-              for r in trial_runs(client, "side") if r.data.tags[tags.ENGINE] == "kerastuner"}
+    before = {
+        r.info.run_id: (r.data.tags[tags.TRIAL], r.data.metrics)
+        for r in trial_runs(client, "side")
+        if r.data.tags[tags.ENGINE] == "kerastuner"
+    }
     second = cli(folder, uri, "kt.yaml", "--trials", "3")
     return folder, uri, {"optuna": optuna_result, "first": first, "second": second, "before": before}
 
@@ -135,7 +141,9 @@ def test_trial_runs_have_the_same_columns(side_by_side) -> None:
 def test_a_second_sweep_run_continues_the_project(side_by_side) -> None:
     folder, uri, results = side_by_side
     assert (results["first"].counts, results["first"].stop_reason) == (
-        {"complete": 2, "pruned": 0, "failed": 0}, "budget")
+        {"complete": 2, "pruned": 0, "failed": 0},
+        "budget",
+    )
     assert "sweep side: 3 complete, 0 pruned, 0 failed (stopped: budget)" in results["second"].stdout
     client = MlflowClient(uri)
     runs = runs_by_engine(client, "side")["kerastuner"]
@@ -149,9 +157,15 @@ def test_a_second_sweep_run_continues_the_project(side_by_side) -> None:
 def test_hyperband_rounds_in_mlflow(tracking_uri: str, workdir: Path) -> None:
     """Bracket 1 of max_epochs 3: three configs for one epoch, then the best one continued
     from its checkpoint for epochs 2 and 3, logged at steps 2 and 3 of its own run."""
-    spec = load_spec({**SIDE, "name": "hb", "train": {"epochs": 3, "batch_size": 64},
-                      "engine": {"name": "kerastuner", "tuner": "hyperband", "seed": 0},
-                      "budget": {"trials": 4}})
+    spec = load_spec(
+        {
+            **SIDE,
+            "name": "hb",
+            "train": {"epochs": 3, "batch_size": 64},
+            "engine": {"name": "kerastuner", "tuner": "hyperband", "seed": 0},
+            "budget": {"trials": 4},
+        }
+    )
     result = run_sweep(spec, tracking_uri=tracking_uri)
     assert result.stop_reason == "budget" and result.counts["complete"] == 4
     client = MlflowClient(tracking_uri)
@@ -186,8 +200,14 @@ def test_hyperband_rounds_in_mlflow(tracking_uri: str, workdir: Path) -> None:
 def _start(folder: Path, uri: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.Popen([sys.executable, "-m", "sweeps", "run", "kt.yaml", "--tracking-uri", uri],
-                            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", "kt.yaml", "--tracking-uri", uri],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for(condition, process: subprocess.Popen[str], what: str) -> None:

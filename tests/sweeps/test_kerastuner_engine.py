@@ -109,12 +109,17 @@ def test_minimize_picks_the_lowest(tmp_path: Path) -> None:
 
 def test_bayesian_optimization_goes_past_its_random_start(tmp_path: Path) -> None:
     # Two hyperparameters: 6 random points, then the Gaussian process proposes the 7th.
-    spec = make_spec(**{
-        "engine.tuner": "bayesian",
-        "space": {"optimizer": "adam", "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
-                  "dropout": {"low": 0.0, "high": 0.5}},
-        "budget.trials": 7,
-    })
+    spec = make_spec(
+        **{
+            "engine.tuner": "bayesian",
+            "space": {
+                "optimizer": "adam",
+                "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+                "dropout": {"low": 0.0, "high": 0.5},
+            },
+            "budget.trials": 7,
+        }
+    )
     engine, runner, reason, _ = run(spec, tmp_path, FakeRunner(lambda c: -abs(c["dropout"] - 0.3)))
     assert reason == "budget" and engine.counted() == 7
     for call in runner.calls:
@@ -131,24 +136,35 @@ def test_same_seed_same_configs(tmp_path: Path) -> None:
 
 
 def test_grid_walks_every_combination_once_with_momentum_only_where_it_applies(tmp_path: Path) -> None:
-    spec = make_spec(**{
-        "engine.tuner": "grid",
-        "space": {"optimizer": {"choices": ["adam", "momentum"]}, "momentum": {"choices": [0.5, 0.9]},
-                  "learning_rate": {"choices": [0.01, 0.1]}},
-        "budget.trials": 20,
-    })
+    spec = make_spec(
+        **{
+            "engine.tuner": "grid",
+            "space": {
+                "optimizer": {"choices": ["adam", "momentum"]},
+                "momentum": {"choices": [0.5, 0.9]},
+                "learning_rate": {"choices": [0.01, 0.1]},
+            },
+            "budget.trials": 20,
+        }
+    )
     engine, runner, reason, _ = run(spec, tmp_path)
     assert reason == "exhausted"
     configs = [c["config"] for c in runner.calls]
     points = {(c["optimizer"], c.get("momentum"), c["learning_rate"]) for c in configs}
     assert len(configs) == len(points) == 6
-    assert points == {(o, m, lr) for o, m in [("adam", None), ("momentum", 0.5), ("momentum", 0.9)]
-                      for lr in (0.01, 0.1)}
+    assert points == {
+        (o, m, lr) for o, m in [("adam", None), ("momentum", 0.5), ("momentum", 0.9)] for lr in (0.01, 0.1)
+    }
 
 
 def test_grid_resumes_where_it_stopped(tmp_path: Path) -> None:
-    raw = {"engine.tuner": "grid", "space": {"optimizer": {"choices": ["adam", "sgd", "rmsprop"]},
-                                             "learning_rate": {"choices": [0.01, 0.1]}}}
+    raw = {
+        "engine.tuner": "grid",
+        "space": {
+            "optimizer": {"choices": ["adam", "sgd", "rmsprop"]},
+            "learning_rate": {"choices": [0.01, 0.1]},
+        },
+    }
     _, first, reason, _ = run(make_spec(**raw, **{"budget.trials": 2}), tmp_path)
     assert reason == "budget"
     engine, second, reason, _ = run(make_spec(**raw, **{"budget.trials": 10}), tmp_path)

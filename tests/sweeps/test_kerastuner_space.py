@@ -46,7 +46,7 @@ def test_ranges_and_choices_keep_their_kind_and_sampling() -> None:
     assert isinstance(batch, keras_tuner.engine.hyperparameters.Int)
     assert (batch.sampling, batch.step) == ("log", None)
     # Log sampling is uniform in log space: the median draw is the geometric mean.
-    assert lr.prob_to_value(0.5) == pytest.approx(10 ** -2.5)
+    assert lr.prob_to_value(0.5) == pytest.approx(10**-2.5)
 
 
 def test_fixed_values_are_not_hyperparameters_but_join_the_config() -> None:

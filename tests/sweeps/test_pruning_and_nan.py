@@ -25,8 +25,12 @@ def test_pruned_trials_stop_early_and_stay_in_mlflow(tracking_uri: str, workdir:
             "learning_rate": {"low": 1e-4, "high": 3e-2, "log": True},
             "patience": 4,
         },
-        "engine": {"name": "optuna", "sampler": "random", "seed": 1,
-                   "pruner": {"name": "median", "startup_trials": 2, "warmup_epochs": 0}},
+        "engine": {
+            "name": "optuna",
+            "sampler": "random",
+            "seed": 1,
+            "pruner": {"name": "median", "startup_trials": 2, "warmup_epochs": 0},
+        },
         "budget": {"trials": 6},
     }
     write_spec(workdir, spec)
@@ -87,13 +91,23 @@ def build(input_shape, num_classes, dropout, **options):
 
 def test_nan_loss_fails_the_trial_at_once_and_the_sweep_goes_on(tracking_uri: str, workdir: Path) -> None:
     (workdir / "poisoned.py").write_text(NAN_BUILDER)
-    spec = {**TINY, "name": "nan", "model": {"name": "poisoned:build"},
-            "train": {"epochs": 3, "batch_size": 64},
-            "space": {**TINY["space"], "patience": 3},
-            "budget": {"trials": 3, "max_failures": 10}}
+    spec = {
+        **TINY,
+        "name": "nan",
+        "model": {"name": "poisoned:build"},
+        "train": {"epochs": 3, "batch_size": 64},
+        "space": {**TINY["space"], "patience": 3},
+        "budget": {"trials": 3, "max_failures": 10},
+    }
     write_spec(workdir, spec)
-    result = sweep_cli("run", "tiny.yaml", "--tracking-uri", tracking_uri, cwd=workdir,
-                       env={"PYTHONPATH": f"{workdir}:{ROOT}"})
+    result = sweep_cli(
+        "run",
+        "tiny.yaml",
+        "--tracking-uri",
+        tracking_uri,
+        cwd=workdir,
+        env={"PYTHONPATH": f"{workdir}:{ROOT}"},
+    )
     assert result.returncode == 0, result.stderr
     runs = trial_runs(MlflowClient(tracking_uri), "nan")
     failed = [r for r in runs if r.data.tags[tags.STATE] == "failed"]

@@ -15,7 +15,9 @@ def test_run_returns_best_config_value_and_trials(tracking_uri: str) -> None:
     assert 0.0 <= result.best_value <= 1.0
     frame = result.trials
     assert list(frame["trial"]) == [0, 1]
-    assert {"optimizer", "learning_rate", "dropout", "patience", "value", "best_epoch", "state"} <= set(frame.columns)
+    assert {"optimizer", "learning_rate", "dropout", "patience", "value", "best_epoch", "state"} <= set(
+        frame.columns
+    )
     assert frame["value"].max() == result.best_value
     assert result.totals["epochs_trained"] == 2  # 2 trials x 1 epoch
 

@@ -20,9 +20,11 @@ def test_ranges_are_typed() -> None:
 
 
 def test_momentum_is_conditional_on_the_sgd_variants() -> None:
-    space = _space(optimizer={"choices": ["sgd", "momentum", "nesterov", "adam"]},
-                   learning_rate={"low": 1e-4, "high": 1e-1, "log": True},
-                   momentum={"low": 0.5, "high": 0.99})
+    space = _space(
+        optimizer={"choices": ["sgd", "momentum", "nesterov", "adam"]},
+        learning_rate={"low": 1e-4, "high": 1e-1, "log": True},
+        momentum={"low": 0.5, "high": 0.99},
+    )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     seen = set()
     for _ in range(40):
@@ -52,6 +54,10 @@ def test_describe() -> None:
 def test_config_from_recorded_values_adds_fixed_and_drops_inapplicable() -> None:
     space = _space(optimizer={"choices": ["adam", "momentum"]}, momentum=0.8, learning_rate=0.01)
     assert space.config({"optimizer": "momentum"}) == {
-        "optimizer": "momentum", "learning_rate": 0.01, "momentum": 0.8, "dropout": 0.0, "patience": 2,
+        "optimizer": "momentum",
+        "learning_rate": 0.01,
+        "momentum": 0.8,
+        "dropout": 0.0,
+        "patience": 2,
     }
     assert "momentum" not in space.config({"optimizer": "adam"})

@@ -24,7 +24,11 @@ def base() -> dict:
         ("space.optimizer", {"choices": []}, "space.optimizer.choices: must be a non-empty list"),
         ("space.learning_rate", {"low": 0.1, "high": 0.001}, "space.learning_rate: empty or inverted range"),
         ("space.dropout", {"low": 0.2, "high": 0.2}, "space.dropout: empty or inverted range"),
-        ("space.learning_rate", {"low": 0.0, "high": 0.1, "log": True}, "space.learning_rate.low: a log range needs low > 0"),
+        (
+            "space.learning_rate",
+            {"low": 0.0, "high": 0.1, "log": True},
+            "space.learning_rate.low: a log range needs low > 0",
+        ),
         ("space.patience", -1, "space.patience: patience must be a whole number >= 0"),
         ("space.patience", {"low": -2, "high": 3}, "space.patience: patience must be a whole number >= 0"),
         ("space.dropout", {"low": 0.0, "high": 1.5}, "space.dropout: must be in [0, 1)"),
@@ -65,8 +69,14 @@ def test_missing_sections(base: dict) -> None:
 
 
 def test_defaults_fill_the_space() -> None:
-    spec = parse_spec({"name": "x", "dataset": {"name": "digits"}, "model": {"name": "mlp"},
-                       "space": {"learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}}})
+    spec = parse_spec(
+        {
+            "name": "x",
+            "dataset": {"name": "digits"},
+            "model": {"name": "mlp"},
+            "space": {"learning_rate": {"low": 1e-3, "high": 1e-1, "log": True}},
+        }
+    )
     assert spec.space.fixed() == {"optimizer": "adam", "dropout": 0.0, "patience": 2}
     assert spec.monitor == "val_accuracy"  # monitor defaults to the objective metric
     assert spec.objective.direction == "maximize"
@@ -75,9 +85,14 @@ def test_defaults_fill_the_space() -> None:
 
 
 def test_user_builder_takes_any_space_key() -> None:
-    spec = parse_spec({"name": "x", "dataset": {"name": "npz:data.npz"},
-                       "model": {"name": "mypkg.models:build", "width": 3},
-                       "space": {"width": {"choices": [1, 2]}}})
+    spec = parse_spec(
+        {
+            "name": "x",
+            "dataset": {"name": "npz:data.npz"},
+            "model": {"name": "mypkg.models:build", "width": 3},
+            "space": {"width": {"choices": [1, 2]}},
+        }
+    )
     assert spec.model.options() == {"width": 3}
 
 
@@ -91,7 +106,9 @@ def test_malformed_yaml_names_line(tmp_path: Path) -> None:
 def test_missing_file_and_unknown_name(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no such file"):
         load_spec(tmp_path / "nope.yaml")
-    with pytest.raises(SpecError, match="'quikstart' is neither a spec file nor a built-in spec .did you mean 'quickstart'"):
+    with pytest.raises(
+        SpecError, match="'quikstart' is neither a spec file nor a built-in spec .did you mean 'quickstart'"
+    ):
         load_spec("quikstart")
 
 
@@ -103,9 +120,18 @@ def test_builtins_validate_and_round_trip(name: str) -> None:
 
 
 def test_builtins_are_the_seeds() -> None:
-    assert set(builtin_names()) >= {"quickstart", "fashion_mnist_optimizers", "mnist_patience", "cifar10_alexnet"}
+    assert set(builtin_names()) >= {
+        "quickstart",
+        "fashion_mnist_optimizers",
+        "mnist_patience",
+        "cifar10_alexnet",
+    }
     patience = load_spec("mnist_patience")
-    assert (patience.dataset.train_size, patience.dataset.val_size, patience.train.batch_size) == (700, 300, 10)
+    assert (patience.dataset.train_size, patience.dataset.val_size, patience.train.batch_size) == (
+        700,
+        300,
+        10,
+    )
     assert patience.model.options() == {"units": 2}
     assert patience.space.params["patience"].low == 0 and patience.space.params["patience"].high == 30
 

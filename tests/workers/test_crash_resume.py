@@ -31,8 +31,14 @@ SLOW_TRIALS = {
 def start(workdir: Path, uri: str) -> subprocess.Popen[str]:
     (workdir / "spec.yaml").write_text(yaml.safe_dump(SLOW_TRIALS))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "sweeps", "run", "spec.yaml", "--tracking-uri", uri],
-                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", "spec.yaml", "--tracking-uri", uri],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_running_trial(client: MlflowClient, number: int, process: subprocess.Popen[str]) -> str:
@@ -56,8 +62,14 @@ def study(workdir: Path) -> optuna.Study:
 
 def rerun(workdir: Path, uri: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "sweeps", "run", "spec.yaml", "--tracking-uri", uri],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", "spec.yaml", "--tracking-uri", uri],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -65,8 +77,9 @@ def test_sigkill_mid_trial_then_resume(tracking_uri: str, workdir: Path) -> None
     client = MlflowClient(tracking_uri)
     process = start(workdir, tracking_uri)
     killed_run = wait_for_running_trial(client, 1, process)
-    finished_before = {r.info.run_id: r.data.metrics for r in trial_runs(client, "crashy")
-                       if r.info.status == "FINISHED"}
+    finished_before = {
+        r.info.run_id: r.data.metrics for r in trial_runs(client, "crashy") if r.info.status == "FINISHED"
+    }
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert client.get_run(killed_run).info.status == "RUNNING"  # what a dead worker leaves

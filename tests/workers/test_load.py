@@ -13,14 +13,21 @@ from tests.conftest import sweep_cli
 from tests.sweeps.test_cli_run import TINY, trial_runs, write_spec
 from tracking import tags
 
-LOAD = {**TINY, "name": "load", "model": {"name": "mlp", "units": 8},
-        "train": {"epochs": 1, "batch_size": 128}, "budget": {"trials": 100}}
+LOAD = {
+    **TINY,
+    "name": "load",
+    "model": {"name": "mlp", "units": 8},
+    "train": {"epochs": 1, "batch_size": 128},
+    "budget": {"trials": 100},
+}
 
 
 @pytest.mark.slow
 def test_four_local_workers_record_100_trials(tracking_uri: str, workdir: Path) -> None:
     write_spec(workdir, LOAD)
-    result = sweep_cli("run", "tiny.yaml", "--workers", "4", "--tracking-uri", tracking_uri, cwd=workdir, timeout=900)
+    result = sweep_cli(
+        "run", "tiny.yaml", "--workers", "4", "--tracking-uri", tracking_uri, cwd=workdir, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "100 complete, 0 pruned, 0 failed" in result.stdout
 

@@ -54,10 +54,24 @@ def _free_port() -> int:
 def mlflow_server(databases: tuple[str, str], tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", databases[1],
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "wb"),
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            databases[1],
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "server.log", "wb"),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -76,22 +90,36 @@ def mlflow_server(databases: tuple[str, str], tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_three_workers_share_one_budget(databases: tuple[str, str], mlflow_server: str, workdir: Path) -> None:
+def test_three_workers_share_one_budget(
+    databases: tuple[str, str], mlflow_server: str, workdir: Path
+) -> None:
     spec = {**TINY, "name": "shared", "train": {"epochs": 1, "batch_size": 64}, "budget": {"trials": 9}}
     (workdir / "spec.yaml").write_text(yaml.safe_dump(spec))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     stores = ["--storage", databases[0], "--tracking-uri", mlflow_server]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "sweeps", "worker", "spec.yaml", *stores], cwd=workdir, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "worker", "spec.yaml", *stores],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     for worker in workers:
         _, stderr = worker.communicate(timeout=600)
         assert worker.returncode == 0, stderr[-3000:]
     # The coordinating command closes the sweep: the budget is spent, so it only finishes it.
-    closing = subprocess.run([sys.executable, "-m", "sweeps", "run", "spec.yaml", *stores], cwd=workdir,
-                             env=env, capture_output=True, text=True, timeout=600)
+    closing = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", "spec.yaml", *stores],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert closing.returncode == 0, closing.stderr[-3000:]
     assert "9 complete" in closing.stdout
 
