@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -46,6 +47,15 @@ class Faults:
 RUN_STATUS = {"failed": "FAILED", "interrupted": "KILLED"}
 
 
+def _yield_to_training() -> None:
+    """Lower the writer thread's scheduling priority (Linux: per thread), so plotting and
+    uploads fill the gaps of the training threads instead of competing with them."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: only a little slower
+        pass
+
+
 def _now() -> int:
     return int(time.time() * 1000)
 
@@ -66,7 +76,9 @@ class SweepTracker:
         self.run_id: str | None = None
         # One writer thread, so writes keep their order while training goes on: a trial's
         # plot and uploads overlap the next trial's fit instead of adding to it.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweeplab-tracking")
+        self._writer = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="sweeplab-tracking", initializer=_yield_to_training
+        )
         self._pending: list[Future[None]] = []
         self._pending_lock = threading.Lock()  # trials' system-metrics samplers submit too
         self._samplers: set[Any] = set()  # system-metrics samplers of trials still open
