@@ -12,9 +12,20 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from sweeps.cli_common import (
+    Storage,
+    TrackingUri,
+    existing_store,
+    fail,
+    no_store,
+    quiet_libraries,
+    user_errors,
+)
+from sweeps.report.commands import compare, report
 
 if TYPE_CHECKING:
     from sweeps.runner import SweepResult
@@ -27,53 +38,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-TrackingUri = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
-    ),
-]
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _quiet_libraries() -> None:
-    """Keep TensorFlow's and Optuna's per-trial chatter out of the progress display."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import logging
-
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from experiments.errors import DatasetError, ModelError
-    from sweeps.errors import SweepError
-
-    return (SweepError, DatasetError, ModelError)
-
-
-Storage = Annotated[
-    str | None,
-    typer.Option(
-        "--storage", help="Optuna storage: postgresql://..., sqlite:///..., or a journal file path."
-    ),
-]
-
 
 def _load(spec: str, overrides: dict[str, object] | None = None) -> Spec:
     from sweeps.spec import load_spec
 
     try:
         return load_spec(spec, overrides)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         fail(str(exc))
 
 
@@ -106,7 +77,7 @@ def _interruptible() -> Iterator[None]:
             err=True,
         )
         raise typer.Exit(143 if received else 130) from None
-    except _user_errors() as exc:
+    except user_errors() as exc:
         from sweeps.errors import SweepFailed
 
         typer.echo(f"error: {exc}", err=True)
@@ -139,7 +110,7 @@ def run(
             "--workers/--gpus: the kerastuner engine runs in one process (its project folder is locked); "
             "use engine optuna for several workers"
         )
-    _quiet_libraries()
+    quiet_libraries()
     _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.progress import SweepProgress
     from sweeps.runner import Sweep, load_data, run_sweep
@@ -178,7 +149,7 @@ def worker(
 ) -> None:
     """Join a running sweep from any machine: run its trials until the shared budget is spent."""
     loaded = _load(spec)
-    _quiet_libraries()
+    quiet_libraries()
     _print_devices(1, None, 1)
     from sweeps.devices import enable_memory_growth
     from sweeps.runner import Sweep, load_data
@@ -239,15 +210,7 @@ def ui(
     """Open the MLflow UI over the sweeps' store: the comparison dashboard."""
     import subprocess
 
-    from tracking.store import resolve_tracking_uri, sqlite_path
-
-    try:
-        uri = resolve_tracking_uri(tracking_uri)
-    except ValueError as exc:
-        fail(str(exc))
-    path = sqlite_path(uri)
-    if path is not None and not path.exists():
-        fail(f"no MLflow store at {path}: run `sweep run` first, or pass --tracking-uri")
+    uri = existing_store(tracking_uri) or no_store(tracking_uri)
     if not uri.startswith(("sqlite:", "postgresql", "mysql")):
         fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
     typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
@@ -288,26 +251,17 @@ def list_(tracking_uri: TrackingUri = None) -> None:
     typer.echo("built-in specs (sweep run NAME):")
     for name in builtin_names():
         typer.echo(f"  {name:28s} {load_spec(name).description}")
-    from tracking.store import resolve_tracking_uri, sqlite_path
-
-    try:
-        uri = resolve_tracking_uri(tracking_uri)
-    except ValueError as exc:
-        fail(str(exc))
-    path = sqlite_path(uri)
-    if path is not None and not path.exists():
-        typer.echo(f"\nno sweeps yet in {uri}")
+    uri = existing_store(tracking_uri)
+    if uri is None:
+        typer.echo("\nno sweeps yet (no MLflow store here; pass --tracking-uri for another)")
         return
-    _quiet_libraries()
+    quiet_libraries()
     from tracking.query import sweeps_frame
 
     frame = sweeps_frame(uri)
     typer.echo(f"\nsweeps in {uri}:")
     typer.echo(frame.to_string(index=False) if not frame.empty else "  none")
 
-
-# The report's commands use fail() and the options above, so they are registered last.
-from sweeps.report.commands import compare, report  # noqa: E402
 
 app.command()(report)
 app.command()(compare)

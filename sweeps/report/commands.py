@@ -1,5 +1,5 @@
-"""`sweep report` and `sweep compare`: registered on `sweeps.cli.app`, so import them through
-`sweeps.cli` (this module uses its `fail` and options). Heavy imports wait for the command."""
+"""`sweep report` and `sweep compare` (registered on `sweeps.cli.app`). Heavy imports wait for
+the command."""
 
 from __future__ import annotations
 
@@ -8,21 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sweeps.cli import TrackingUri, _quiet_libraries, _user_errors, fail
-
-
-def _existing_store(tracking_uri: str | None) -> str:
-    """The resolved URI; a SQLite file that does not exist is an error, never created empty."""
-    from tracking.store import resolve_tracking_uri, sqlite_path
-
-    try:
-        uri = resolve_tracking_uri(tracking_uri)
-    except ValueError as exc:
-        fail(str(exc))
-    path = sqlite_path(uri)
-    if path is not None and not path.exists():
-        fail(f"no MLflow store at {path}: run `sweep run` first, or pass --tracking-uri")
-    return uri
+from sweeps.cli_common import TrackingUri, existing_store, fail, no_store, quiet_libraries, user_errors
 
 
 def report(
@@ -51,8 +37,8 @@ def report(
 
     Built from MLflow alone, for a finished or a still running sweep, and logged on its parent run.
     """
-    uri = _existing_store(tracking_uri)
-    _quiet_libraries()
+    uri = existing_store(tracking_uri) or no_store(tracking_uri)
+    quiet_libraries()
     from sweeps.report.build import build_report
     from sweeps.report.files import report_note, write_report
     from tracking.registry import log_report
@@ -65,7 +51,7 @@ def report(
 
             built.retrain = retrain_best(built)
         files = write_report(built, folder)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         fail(str(exc))
     written = [files.markdown, files.html, files.json, *([files.best_yaml] if files.best_yaml else [])]
     typer.echo(f"report of sweep {name}: {', '.join(str(p) for p in written)}")
@@ -97,13 +83,13 @@ def compare(
     csv: Annotated[Path | None, typer.Option("--csv", help="Also write the table to this CSV file.")] = None,
 ) -> None:
     """Sweeps side by side: engine, trials by state, best value, epochs and seconds spent."""
-    uri = _existing_store(tracking_uri)
-    _quiet_libraries()
+    uri = existing_store(tracking_uri) or no_store(tracking_uri)
+    quiet_libraries()
     from sweeps.report.compare import compare_frame
 
     try:
         frame = compare_frame(uri, list(dict.fromkeys(names)))
-    except _user_errors() as exc:
+    except user_errors() as exc:
         fail(str(exc))
     typer.echo(frame.to_string(index=False, formatters={"best": "{:.4f}".format}))
     if csv is not None:
