@@ -43,9 +43,8 @@ def retrain_best(report: Report) -> dict[str, Any]:
     """Retrain, test and register the report's best config; returns the record MLflow now holds."""
     import keras
 
-    from experiments.data import load_dataset
     from experiments.training import train
-    from sweeps.runner import pip_requirements
+    from sweeps.runner import load_data, pip_requirements
     from sweeps.space import describe
     from sweeps.trial import train_config
     from tracking.query import find_retrain
@@ -56,18 +55,9 @@ def retrain_best(report: Report) -> dict[str, Any]:
         raise ReportError(f"sweep {report.sweep!r} has no complete trial to retrain")
     epochs = int(best["best_epoch"])
     spec = report.spec
-    ds = spec.dataset
-    data = load_dataset(
-        ds.name,
-        validation_split=ds.validation_split,
-        seed=ds.seed,
-        train_size=ds.train_size,
-        val_size=ds.val_size,
-        test_size=ds.test_size,
-        image_size=ds.image_size,
-    )
+    data = load_data(spec)
     if data.x_test is None or data.y_test is None:
-        raise ReportError(f"dataset {ds.name!r} has no test split: --retrain evaluates on one")
+        raise ReportError(f"dataset {spec.dataset.name!r} has no test split: --retrain evaluates on one")
     merged = merged_splits(data)
     config = report.best_config()
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,7 +86,7 @@ def retrain_best(report: Report) -> dict[str, Any]:
             **config,
             "epochs": epochs,
             "source_trial": trial,
-            "dataset": ds.name,
+            "dataset": spec.dataset.name,
             "seed": spec.train.seed,
             "train_on": "train+validation",
             "train_samples": len(merged.y_train),
