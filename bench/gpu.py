@@ -196,7 +196,7 @@ def overhead(repeats: int) -> dict | None:
 
 
 def describe_machine() -> dict:
-    from sweeps.devices import device_line, discover
+    from sweeps.running.devices import device_line, discover
 
     found = discover()
     return {

@@ -123,9 +123,9 @@ def run_plain(data_path: Path, workdir: Path) -> dict:
 
 
 def run_sweeplab(data_path: Path, workdir: Path) -> dict:
-    from sweeps.runner import run_sweep
-    from sweeps.spec import parse_spec
-    from sweeps.trial import TrialRunner
+    from sweeps.running.runner import run_sweep
+    from sweeps.running.trial import TrialRunner
+    from sweeps.spec.schema import parse_spec
 
     times: list[float] = []
     original = TrialRunner.__call__

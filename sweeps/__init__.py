@@ -12,24 +12,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sweeps.errors import SpecError, SweepError
-from sweeps.spec import Spec, load_spec
+from sweeps.spec.schema import Spec, load_spec
 
 if TYPE_CHECKING:
-    from sweeps.runner import SweepResult
+    from sweeps.running.runner import SweepResult
 
 __all__ = ["Spec", "SpecError", "SweepError", "SweepResult", "load_spec", "run"]
 
 
 def run(spec: Any = "quickstart", **kwargs: Any) -> SweepResult:
-    """Run a sweep from a spec path, built-in name, mapping or `Spec`; see `sweeps.runner.run`."""
-    from sweeps.runner import run as _run
+    """Run a sweep from a spec path, built-in name, mapping or `Spec`; see `sweeps.running.runner.run`."""
+    from sweeps.running.runner import run as _run
 
     return _run(spec, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
     if name == "SweepResult":
-        from sweeps.runner import SweepResult
+        from sweeps.running.runner import SweepResult
 
         return SweepResult
     raise AttributeError(name)

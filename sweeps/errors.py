@@ -15,6 +15,14 @@ class SpecError(SweepError, ValueError):
         super().__init__(f"spec {source}: {message}" if source else f"spec: {message}")
 
 
+class TrialFailed(SweepError):
+    """A trial that could not give a value; it is recorded and the sweep goes on."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
 class ReportError(SweepError):
     """A report that cannot be written: an unknown sweep, a store without it, nothing to retrain."""
 

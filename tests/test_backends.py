@@ -15,8 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from experiments.data import load_dataset
-from sweeps.spec import load_spec
-from sweeps.trial import TrialFailed, TrialRunner
+from sweeps.running.trial import TrialFailed, TrialRunner
+from sweeps.spec.schema import load_spec
 from tests.conftest import sweep_cli
 from tests.sweeps.test_cli_run import TINY, trial_runs
 from tracking import tags

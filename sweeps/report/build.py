@@ -18,7 +18,7 @@ import pandas as pd
 from sweeps.errors import ReportError
 from sweeps.report.expected import expected_best
 from sweeps.report.importance import param_importances
-from sweeps.spec import Spec, parse_spec
+from sweeps.spec.schema import Spec, parse_spec
 
 if TYPE_CHECKING:
     from tracking.query import StoredSweep

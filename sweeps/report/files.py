@@ -17,7 +17,7 @@ from sweeps.report.render import to_html, to_markdown
 
 if TYPE_CHECKING:
     from sweeps.report.build import Report
-    from sweeps.spec import Spec
+    from sweeps.spec.schema import Spec
 
 TRIAL_FIELDS = (
     "trial",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from sweeps.space import Param, Space
+    from sweeps.spec.space import Param, Space
 
 METHOD = "fANOVA (Optuna's FanovaImportanceEvaluator, seed 0) over the complete trials"
 
@@ -24,7 +24,7 @@ def distribution(param: Param) -> optuna.distributions.BaseDistribution | None:
     """The Optuna distribution a space entry is drawn from (None for a fixed value)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from sweeps.space import Choice, Range
+    from sweeps.spec.space import Choice, Range
 
     if isinstance(param, Choice):
         return CategoricalDistribution(list(param.choices))

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sweeps.report.build import Report
-    from sweeps.space import Param
+    from sweeps.spec.space import Param
 
 DPI = 100
 
@@ -48,7 +48,7 @@ def _png(fig: Figure) -> bytes:
 
 def optimizer_colors(report: Report) -> dict[str, str]:
     """One colour per optimizer, in the order the space lists them."""
-    from sweeps.space import Choice, Fixed
+    from sweeps.spec.space import Choice, Fixed
 
     param = report.spec.space.params.get("optimizer")
     names: list[str] = []
@@ -67,7 +67,7 @@ def _space_x(ax: Axes, param: Param) -> None:
     trials fell; a log range is labelled at powers of ten only (minor labels collide)."""
     from matplotlib.ticker import NullFormatter
 
-    from sweeps.space import Range
+    from sweeps.spec.space import Range
 
     if not isinstance(param, Range):
         return
@@ -181,7 +181,7 @@ def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
 
 def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
     """Each other searched parameter (dropout, patience, ...) against the objective."""
-    from sweeps.space import Choice
+    from sweeps.spec.space import Choice
 
     names = [n for n in report.params if n not in ("optimizer", "learning_rate")]
     if report.ranked.empty or not names:

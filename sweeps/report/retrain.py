@@ -44,9 +44,9 @@ def retrain_best(report: Report) -> dict[str, Any]:
     import keras
 
     from experiments.training import train
-    from sweeps.runner import load_data, pip_requirements
-    from sweeps.space import describe
-    from sweeps.trial import train_config
+    from sweeps.running.runner import load_data, pip_requirements
+    from sweeps.running.trial import train_config
+    from sweeps.spec.space import describe
     from tracking.query import find_retrain
     from tracking.registry import log_retrain
 

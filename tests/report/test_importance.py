@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from sweeps.report.importance import param_importances
-from sweeps.space import Space
+from sweeps.spec.space import Space
 
 SPACE = Space.parse(
     {

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.space import Fixed
-from sweeps.spec import load_spec
+from sweeps.spec.schema import load_spec
+from sweeps.spec.space import Fixed
 from tests.conftest import sweep_cli
 from tests.report.conftest import SPEC, SWEEP, Reported, Swept
 from tracking import tags

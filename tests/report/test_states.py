@@ -14,9 +14,9 @@ from mlflow.entities import Metric
 
 from sweeps.report.build import build_report
 from sweeps.report.files import write_report
-from sweeps.runner import spec_params
-from sweeps.space import Fixed
-from sweeps.spec import load_spec
+from sweeps.running.runner import spec_params
+from sweeps.spec.schema import load_spec
+from sweeps.spec.space import Fixed
 from tracking.runs import SweepTracker
 
 SPEC = {

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import devices
-from sweeps.devices import GPU, DeviceError, Devices, device_line, worker_device, worker_env
+from sweeps.running import devices
+from sweeps.running.devices import GPU, DeviceError, Devices, device_line, worker_device, worker_env
 from tracking.system_metrics import visible_gpu_indices
 
 H100 = "NVIDIA H100 80GB HBM3"

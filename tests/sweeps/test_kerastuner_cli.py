@@ -21,9 +21,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from sweeps.kerastuner_engine import KT_CONTINUES_TAG, KT_TRIAL_ID_TAG
-from sweeps.runner import run_sweep
-from sweeps.spec import load_spec
+from sweeps.engines.kerastuner_engine import KT_CONTINUES_TAG, KT_TRIAL_ID_TAG
+from sweeps.running.runner import run_sweep
+from sweeps.spec.schema import load_spec
 from tests.conftest import ROOT, sweep_cli
 from tests.sweeps.test_cli_run import TINY, trial_runs
 from tracking import tags

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from sweeps.engine import make_engine
+from sweeps.engines.kerastuner_engine import KT_CONTINUES_TAG, KT_TRIAL_ID_TAG, KerasTunerEngine
+from sweeps.engines.registry import make_engine
 from sweeps.errors import SpecError, SweepError, SweepFailed
-from sweeps.kerastuner_engine import KT_CONTINUES_TAG, KT_TRIAL_ID_TAG, KerasTunerEngine
-from sweeps.spec import load_spec
-from sweeps.trial import TrialFailed, TrialOutcome
+from sweeps.running.trial import TrialFailed, TrialOutcome
+from sweeps.spec.schema import load_spec
 
 BASE: dict[str, Any] = {
     "name": "kt",

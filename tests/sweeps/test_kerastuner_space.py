@@ -7,10 +7,10 @@ from typing import Any
 import keras_tuner
 import pytest
 
+from sweeps.engines.kerastuner_space import check_grid, config_from_values, declare
 from sweeps.errors import SpecError
-from sweeps.kerastuner_space import check_grid, config_from_values, declare
-from sweeps.space import Space
-from sweeps.spec import load_spec
+from sweeps.spec.schema import load_spec
+from sweeps.spec.space import Space
 
 
 def _space(**raw: Any) -> Space:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from sweeps.space import Choice, Range, Space, SpaceError, describe, parse_param
+from sweeps.spec.space import Choice, Range, Space, SpaceError, describe, parse_param
 
 
 def _space(**raw: object) -> Space:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sweeps.errors import SpecError
-from sweeps.spec import apply_overrides, builtin_names, load_spec, parse_spec
+from sweeps.spec.schema import apply_overrides, builtin_names, load_spec, parse_spec
 
 
 @pytest.fixture

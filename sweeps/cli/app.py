@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sweeps.cli_common import (
+from sweeps.cli.common import (
     Storage,
     TrackingUri,
     existing_store,
@@ -25,11 +25,11 @@ from sweeps.cli_common import (
     quiet_libraries,
     user_errors,
 )
-from sweeps.report.commands import compare, report
+from sweeps.cli.report import compare, report
 
 if TYPE_CHECKING:
-    from sweeps.runner import SweepResult
-    from sweeps.spec import Spec
+    from sweeps.running.runner import SweepResult
+    from sweeps.spec.schema import Spec
 
 app = typer.Typer(
     name="sweep",
@@ -40,7 +40,7 @@ app = typer.Typer(
 
 
 def _load(spec: str, overrides: dict[str, object] | None = None) -> Spec:
-    from sweeps.spec import load_spec
+    from sweeps.spec.schema import load_spec
 
     try:
         return load_spec(spec, overrides)
@@ -112,9 +112,9 @@ def run(
         )
     quiet_libraries()
     _print_devices(workers, gpu_list, workers_per_gpu)
-    from sweeps.progress import SweepProgress
-    from sweeps.runner import Sweep, load_data, run_sweep
-    from sweeps.workers import run_with_workers
+    from sweeps.cli.progress import SweepProgress
+    from sweeps.running.runner import Sweep, load_data, run_sweep
+    from sweeps.running.workers import run_with_workers
 
     with _interruptible(), SweepProgress(loaded.name, loaded.budget.trials) as progress:
         if workers == 1 and gpu_list is None:
@@ -130,7 +130,7 @@ def run(
 
 def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -> None:
     """The line a sweep starts with: backend, devices, and what each worker trains on."""
-    from sweeps.devices import DeviceError, device_line, discover
+    from sweeps.running.devices import DeviceError, device_line, discover
 
     in_process = workers == 1 and gpus is None  # else only the workers import the backend
     try:
@@ -151,8 +151,8 @@ def worker(
     loaded = _load(spec)
     quiet_libraries()
     _print_devices(1, None, 1)
-    from sweeps.devices import enable_memory_growth
-    from sweeps.runner import Sweep, load_data
+    from sweeps.running.devices import enable_memory_growth
+    from sweeps.running.runner import Sweep, load_data
 
     with _interruptible():
         enable_memory_growth()  # workers started by hand may share a GPU
@@ -165,7 +165,7 @@ def _print_summary(result: SweepResult) -> None:
     from rich.table import Table
 
     console = Console()
-    from sweeps.accounting import describe
+    from sweeps.running.accounting import describe
 
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     console.print(f"\nsweep [bold]{result.name}[/]: {counts} (stopped: {result.stop_reason})")
@@ -246,7 +246,7 @@ def ui(
 @app.command("list")
 def list_(tracking_uri: TrackingUri = None) -> None:
     """The built-in specs, and the sweeps in the store."""
-    from sweeps.spec import builtin_names, load_spec
+    from sweeps.spec.schema import builtin_names, load_spec
 
     typer.echo("built-in specs (sweep run NAME):")
     for name in builtin_names():

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sweeps.cli_common import TrackingUri, existing_store, fail, no_store, quiet_libraries, user_errors
+from sweeps.cli.common import TrackingUri, existing_store, fail, no_store, quiet_libraries, user_errors
 
 
 def report(

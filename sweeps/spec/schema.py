@@ -27,7 +27,7 @@ from pydantic import (
 
 from experiments.registry import DATASETS, MODEL_OPTIONS, MODELS, is_npz, is_user_builder
 from sweeps.errors import SpecError
-from sweeps.space import Space, SpaceError
+from sweeps.spec.space import Space, SpaceError
 
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 SAMPLERS = ("tpe", "random", "grid", "qmc")
@@ -281,7 +281,7 @@ def parse_spec(raw: Any, source: str | None = None) -> Spec:
 
 def builtin_names() -> list[str]:
     """Names of the specs shipped as package data (`sweep run NAME`)."""
-    files = resources.files("sweeps.specs").iterdir()
+    files = resources.files("sweeps.spec.builtin").iterdir()
     return sorted(f.name.removesuffix(".yaml") for f in files if f.name.endswith(".yaml"))
 
 
@@ -293,7 +293,7 @@ def read_spec_data(source: str | Path) -> tuple[dict[str, Any], str]:
             raise SpecError(f"no such file: {path}")
         text, label = path.read_text(encoding="utf-8"), str(path)
     elif str(source) in builtin_names():
-        text = resources.files("sweeps.specs").joinpath(f"{source}.yaml").read_text(encoding="utf-8")
+        text = resources.files("sweeps.spec.builtin").joinpath(f"{source}.yaml").read_text(encoding="utf-8")
         label = f"builtin:{source}"
     else:
         known = builtin_names()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sweeps.errors import SweepFailed
 
 if TYPE_CHECKING:
-    from sweeps.runner import OnProgress, Sweep, SweepResult
+    from sweeps.running.runner import OnProgress, Sweep, SweepResult
 
 POLL_SECONDS = 1.0
 STOP_SECONDS = 120.0  # how long interrupted workers get to record their trial in progress
@@ -27,7 +27,7 @@ STOP_SECONDS = 120.0  # how long interrupted workers get to record their trial i
 
 def storage_url(storage: str | None, local_dir: Path) -> str:
     """The storage URL every worker must be given: the default journal file, spelled out."""
-    from sweeps.optuna_engine import JOURNAL_FILE
+    from sweeps.engines.optuna_engine import JOURNAL_FILE
 
     return storage or f"journal:{local_dir / JOURNAL_FILE}"
 
@@ -40,7 +40,7 @@ def start_workers(
     workers_per_gpu: int,
 ) -> list[tuple[subprocess.Popen[bytes], Path]]:
     """Start the worker processes; each writes its output to a log file beside the stores."""
-    from sweeps.devices import worker_env
+    from sweeps.running.devices import worker_env
     from tracking.store import local_dir
 
     folder = local_dir(sweep.uri) / ".sweeplab" / sweep.spec.name

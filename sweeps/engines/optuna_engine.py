@@ -15,16 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from sweeps.engine import BestTrial, OnTrial
-from sweeps.errors import SweepError, SweepFailed
-from sweeps.liveness import GRACE_SECONDS, HEARTBEAT_SECONDS, WORKER_ATTR, Heartbeat, is_dead, this_worker
-from sweeps.locks import SweepLock
-from sweeps.pruning import PruningCallback
-from sweeps.trial import TrialFailed
+from sweeps.engines.base import BestTrial, OnTrial
+from sweeps.engines.liveness import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    WORKER_ATTR,
+    Heartbeat,
+    is_dead,
+    this_worker,
+)
+from sweeps.engines.locks import SweepLock
+from sweeps.engines.pruning import PruningCallback
+from sweeps.errors import SweepError, SweepFailed, TrialFailed
 
 if TYPE_CHECKING:
-    from sweeps.spec import PrunerSpec, Spec
-    from sweeps.trial import TrialRunner
+    from sweeps.running.trial import TrialRunner
+    from sweeps.spec.schema import PrunerSpec, Spec
 
 State = optuna.trial.TrialState
 COUNTED = (State.COMPLETE, State.PRUNED)

@@ -13,21 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.backends import backend_name, failure_reason
 from experiments.training import TrainConfig, TrialResult, train
-from sweeps.errors import SweepError
-from sweeps.space import TRAIN_PARAMS, describe
+from sweeps.errors import TrialFailed
+from sweeps.spec.space import TRAIN_PARAMS, describe
 
 if TYPE_CHECKING:
     from experiments.data import Dataset
-    from sweeps.spec import Spec
+    from sweeps.spec.schema import Spec
     from tracking.runs import SweepTracker
-
-
-class TrialFailed(SweepError):
-    """A trial that could not give a value; it is recorded and the sweep goes on."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {message}")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The search space, translated for KerasTuner: `hp.Choice/Float/Int`, and configs back out.
 
-The space is written once (`sweeps.space`); here each searched parameter becomes one
+The space is written once (`sweeps.spec.space`); here each searched parameter becomes one
 KerasTuner hyperparameter, declared in the order `Space.suggest` draws them (the optimizer
 first), so that `momentum` can sit in a `conditional_scope` of the momentum SGD variants and
 Bayesian optimization and grid search see it only there. Fixed values are not
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.registry import MOMENTUM_OPTIMIZERS
 from sweeps.errors import SpecError
-from sweeps.space import Choice, Fixed, Range, Scalar, Space
+from sweeps.spec.space import Choice, Fixed, Range, Scalar, Space
 
 if TYPE_CHECKING:
     import keras_tuner

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from sweeps.spec import Spec
-    from sweeps.trial import TrialOutcome, TrialRunner
+    from sweeps.running.trial import TrialOutcome, TrialRunner
 
 OnTrial = Callable[["TrialOutcome | None"], None]  # after each trial; None for a failed one
 
@@ -41,16 +39,3 @@ class Engine(Protocol):
         ...
 
     def best(self) -> BestTrial | None: ...
-
-
-def make_engine(spec: Spec, storage: str | None, local_dir: Path) -> Engine:
-    """The engine the spec names, opened on its storage (resuming an earlier run of the sweep)."""
-    if spec.engine.name == "optuna":
-        from sweeps.optuna_engine import OptunaEngine
-
-        return OptunaEngine(spec, storage, local_dir)
-    if spec.engine.name == "kerastuner":
-        from sweeps.kerastuner_engine import KerasTunerEngine
-
-        return KerasTunerEngine(spec, storage, local_dir)
-    raise ValueError(f"engine.name: unknown engine {spec.engine.name!r}")

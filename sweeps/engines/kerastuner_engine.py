@@ -38,14 +38,13 @@ from typing import IO, TYPE_CHECKING, Any
 import keras_tuner
 from keras_tuner.engine.trial import TrialStatus
 
-from sweeps.engine import BestTrial, OnTrial
-from sweeps.errors import SweepError, SweepFailed
-from sweeps.kerastuner_space import check_grid, config_from_values, declare
-from sweeps.trial import TrialFailed
+from sweeps.engines.base import BestTrial, OnTrial
+from sweeps.engines.kerastuner_space import check_grid, config_from_values, declare
+from sweeps.errors import SweepError, SweepFailed, TrialFailed
 
 if TYPE_CHECKING:
-    from sweeps.spec import Spec
-    from sweeps.trial import TrialOutcome, TrialRunner
+    from sweeps.running.trial import TrialOutcome, TrialRunner
+    from sweeps.spec.schema import Spec
 
 __all__ = ["KT_CONTINUES_TAG", "KT_TRIAL_ID_TAG", "KerasTunerEngine", "SweepTuner", "make_oracle"]
 

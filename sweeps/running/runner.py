@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.spec import Spec
+from sweeps.spec.schema import Spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from experiments.data import Dataset
-    from sweeps.trial import TrialOutcome
+    from sweeps.running.trial import TrialOutcome
 
 # Progress after each trial: (trials by state, trials counted against the budget, best value).
 OnProgress = Callable[[dict[str, int], int, "float | None"], None]
@@ -90,8 +90,8 @@ class Sweep:
     """
 
     def __init__(self, spec: Spec, tracking_uri: str | None = None, storage: str | None = None) -> None:
-        from sweeps.engine import make_engine
-        from sweeps.locks import SweepLock
+        from sweeps.engines.locks import SweepLock
+        from sweeps.engines.registry import make_engine
         from tracking.runs import SweepTracker
         from tracking.store import local_dir, resolve_tracking_uri
 
@@ -119,7 +119,7 @@ class Sweep:
 
     def work(self, data: Dataset, on_progress: OnProgress | None = None) -> str:
         """Train trials in this process until the budget is spent; returns why it stopped."""
-        from sweeps.trial import TrialRunner
+        from sweeps.running.trial import TrialRunner
 
         def after_trial(outcome: TrialOutcome | None) -> None:
             self.summarize()
@@ -132,7 +132,7 @@ class Sweep:
 
     def finish(self, status: str, reason: str) -> SweepResult:
         """Close the sweep: best model (once), totals, parent run status; returns the result."""
-        from sweeps.accounting import accounting
+        from sweeps.running.accounting import accounting
         from tracking.query import trials_frame
 
         self.tracker.drain()  # every trial's run written and its engine told
@@ -205,7 +205,7 @@ def run(
         >>> result = sweeps.run("quickstart", trials=2)  # doctest: +SKIP
         >>> result.best_config, result.best_value, result.trials.head()  # doctest: +SKIP
     """
-    from sweeps.spec import load_spec
+    from sweeps.spec.schema import load_spec
 
     dotted = {key.replace("__", "."): value for key, value in overrides.items()}
     if trials is not None:

@@ -1,0 +1,1 @@
+"""Trials trained and recorded, workers, devices. May import: spec, engines, experiments, tracking."""
