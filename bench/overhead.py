@@ -14,10 +14,16 @@ Data: scikit-learn's digits upscaled to 28x28, 4,800 training and 1,200 validati
 (small random shifts make up the count), written to an .npz and loaded through `npz:PATH`.
 Timed per trial, from the start of the first trial to the end of the last (imports, data
 loading and study/experiment creation are outside); the once-per-sweep cost of logging the
-best model is reported apart. Run:
+best model is reported apart.
+
+`--process` times whole processes instead, from exec to exit: `python -m sweeps run` of a
+grid spec over twelve configs (the six optimizers at two learning rates) into a new SQLite
+store, against a plain Keras loop script over the same configs, data and epochs. Imports,
+store creation, data loading and the best model's logging are all inside. Run:
 
     python bench/overhead.py                 # 6 configs (the six optimizers), 3 epochs, 3 repeats
     python bench/overhead.py --repeats 1 --modes plain sweeplab
+    python bench/overhead.py --process --repeats 3
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -194,6 +201,76 @@ def run_peer(data_path: Path, workdir: Path) -> dict:
 
 
 MODES = {"plain": run_plain, "sweeplab": run_sweeplab, "peer": run_peer}
+PROCESS_RATES = (0.01, 0.05)  # `--process`: the six optimizers at each of these learning rates
+
+PLAIN_PROCESS = """
+import sys, numpy as np, keras
+sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
+from overhead import plain_fit
+from pathlib import Path
+data = np.load({data!r})
+for config in {configs!r}:
+    plain_fit(config, data, Path({workdir!r}))
+"""
+
+
+def process_configs() -> list[dict]:
+    return [{**config, "learning_rate": rate} for rate in PROCESS_RATES for config in configs()]
+
+
+def process_spec(data: Path) -> dict:
+    out = spec(data, "bench-process")
+    out["space"]["learning_rate"] = {"choices": list(PROCESS_RATES)}
+    out["budget"] = {"trials": len(process_configs())}
+    return out
+
+
+def time_process(command: list[str], cwd: Path) -> float:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.exit(f"{command[:4]} failed:\n{out.stderr[-3000:]}")
+    return elapsed
+
+
+def run_processes(data_path: Path, tmp: Path, repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of whole processes, the two ways interleaved over repeats."""
+    import yaml
+
+    times: dict[str, list[float]] = {"plain": [], "sweeplab": []}
+    for repeat in range(repeats):
+        workdir = tmp / f"process-{repeat}"
+        workdir.mkdir()
+        script = PLAIN_PROCESS.format(
+            root=str(ROOT),
+            bench=str(ROOT / "bench"),
+            data=str(data_path),
+            configs=process_configs(),
+            workdir=str(workdir),
+        )
+        times["plain"].append(time_process([sys.executable, "-c", script], workdir))
+        (workdir / "spec.yaml").write_text(yaml.safe_dump(process_spec(data_path)))
+        times["sweeplab"].append(time_process([sys.executable, "-m", "sweeps", "run", "spec.yaml"], workdir))
+    return times
+
+
+def machine_line() -> str:
+    """The CPU and the versions of what is timed, so that a table says what it was measured on."""
+    from importlib.metadata import version
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = ("tensorflow", "keras", "mlflow", "optuna", "pandas", "matplotlib")
+    versions = ", ".join(f"{name} {version(name)}" for name in packages)
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; {versions}"
 
 
 def child(mode: str, data_path: str, workdir: str) -> None:
@@ -214,10 +291,27 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--process", action="store_true", help="time whole processes (see above)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    print(machine_line())
+    if args.process:
+        with tempfile.TemporaryDirectory() as tmp:
+            data_path = Path(tmp) / "digits28.npz"
+            make_data(data_path)
+            times = run_processes(data_path, Path(tmp), args.repeats)
+        print(
+            f"whole processes: {len(process_configs())} configs x {EPOCHS} epochs, MLP({UNITS}) on 4,800 "
+            f"digits at 28x28, batch {BATCH}, {args.repeats} repeat(s)"
+        )
+        for mode, values in times.items():
+            runs = ", ".join(f"{v:.1f}" for v in values)
+            print(f"  {mode:9s} {statistics.mean(values):6.2f} s (runs: {runs})")
+        ratio = statistics.mean(times["sweeplab"]) / statistics.mean(times["plain"])
+        print(f"  ratio sweep run / plain process: {ratio:.3f}x")
         return
     with tempfile.TemporaryDirectory() as tmp:
         data_path = Path(tmp) / "digits28.npz"
