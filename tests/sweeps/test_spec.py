@@ -41,7 +41,11 @@ def base() -> dict:
         ("trainn", {}, "trainn: unknown key 'trainn' in top level (did you mean 'train'?)"),
         ("train.epoch", 3, "train.epoch: unknown key 'epoch' in train (did you mean 'epochs'?)"),
         ("train.epochs", 0, "train.epochs: Input should be greater than or equal to 1"),
-        ("objective.metric", "val_acc", "objective.metric: unknown metric 'val_acc'"),
+        (
+            "objective.metric",
+            "val_acc",
+            "objective.metric: 'val_acc' is not a metric the compiled model logs",
+        ),
         ("engine.sampler", "annealing", "engine.sampler: Input should be"),
         ("budget.trials", 0, "budget.trials"),
         ("name", "has space", "name: 'has space' must be letters"),
@@ -78,8 +82,10 @@ def test_defaults_fill_the_space() -> None:
         }
     )
     assert spec.space.fixed() == {"optimizer": "adam", "dropout": 0.0, "patience": 2}
-    assert spec.monitor == "val_accuracy"  # monitor defaults to the objective metric
-    assert spec.objective.direction == "maximize"
+    assert spec.task is None and spec.objective.metric is None  # both wait for the data
+    classifier = spec.for_task("classification")
+    assert classifier.monitor == "val_accuracy"  # monitor defaults to the objective metric
+    assert classifier.objective.direction == "maximize"
     loss = parse_spec({**spec.raw(), "objective": {"metric": "val_loss"}})
     assert loss.objective.direction == "minimize"
 
