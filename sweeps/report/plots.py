@@ -176,7 +176,7 @@ def objective_by_trial(report: Report) -> Plot | None:
         "Each complete trial's value and the best so far; pruned trials show their value when stopped, "
         "failed and running ones are marked along the bottom."
     )
-    return Plot("objective_by_trial", "Objective by trial", caption, _png(fig))
+    return Plot("objective_by_trial", f"Objective ({report.metric}) by trial", caption, _png(fig))
 
 
 def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
@@ -197,7 +197,7 @@ def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
         "Complete trials; each optimizer has its own good range of learning rates (a sub-space per "
         "optimizer searches each in its own)."
     )
-    return Plot("learning_rate", "Learning rate against the objective", caption, _png(fig))
+    return Plot("learning_rate", f"Learning rate against {report.metric}", caption, _png(fig))
 
 
 def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
@@ -230,7 +230,7 @@ def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
     fig.legend(legend.values(), legend.keys(), loc="outside right upper", fontsize="small")
     title = " and ".join(names) if len(names) <= 2 else ", ".join(names)
     caption = "Complete trials, coloured by optimizer; conditional parameters show only where they apply."
-    return Plot("other_params", f"{title.capitalize()} against the objective", caption, _png(fig))
+    return Plot("other_params", f"{title.capitalize()} against {report.metric}", caption, _png(fig))
 
 
 def _choices(param: Param) -> tuple[object, ...]:
@@ -280,7 +280,8 @@ def validation_curves(report: Report, colors: dict[str, str]) -> Plot | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     caption = "Circles mark the epoch each trial kept (its best epoch)."
-    return Plot("validation_curves", "Validation curves of the best trial per optimizer", caption, _png(fig))
+    title = f"Validation curves ({report.curve_metric}) of the best trial per optimizer"
+    return Plot("validation_curves", title, caption, _png(fig))
 
 
 def importance(report: Report) -> Plot | None:

@@ -120,7 +120,8 @@ def prepare(spec: Spec) -> tuple[Spec, Data, str | None]:
         ("train.metrics", resolve_metrics, spec.train.metrics),
     ):
         try:
-            resolve(str(spec.task), value)
+            if value is not None:  # the task's defaults are Keras's own: nothing to check
+                resolve(str(spec.task), value)
         except ConfigError as exc:
             raise SpecError(f"{where}: {exc}") from None
     if isinstance(data, StreamedDataset) and "batch_size" in spec.space.searched:

@@ -324,7 +324,7 @@ def _check_dataset_keys(dataset: Any, source: str | None) -> None:
             )
 
 
-def _direction(metric: str, given: Direction | None, field: str) -> Direction:
+def _direction(metric: str, given: Direction | None, field: str, source: str | None) -> Direction:
     if given is not None:
         return given
     try:
@@ -332,7 +332,8 @@ def _direction(metric: str, given: Direction | None, field: str) -> Direction:
     except ValueError:
         raise SpecError(
             f"{field}: cannot tell whether {metric!r} is to be maximized or minimized from its name; "
-            "give it (maximize or minimize)"
+            "give it (maximize or minimize)",
+            source=source,
         ) from None
 
 
@@ -368,13 +369,13 @@ def _check_metrics(spec: Spec, source: str | None) -> Spec:
     if metric is None:  # the task's default, once the data say which task it is
         if spec.train.monitor is not None:
             check(spec.train.monitor, "train.monitor")
-            _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction")
+            _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction", source)
         return spec
     check(metric, "objective.metric")
-    direction = _direction(metric, objective.direction, "objective.direction")
+    direction = _direction(metric, objective.direction, "objective.direction", source)
     if spec.train.monitor is not None and spec.train.monitor != metric:
         check(spec.train.monitor, "train.monitor")
-        _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction")
+        _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction", source)
     return spec.model_copy(update={"objective": ObjectiveSpec(metric=metric, direction=direction)})
 
 
