@@ -51,3 +51,25 @@ def broken() -> None:
 
 def wrong_shape() -> list[int]:
     return [1, 2, 3]
+
+
+def py_streamed(n: int = 200, batch_size: int = 50) -> dict[str, Any]:
+    """keras.utils.PyDataset streams of 0/1 labels (a binary task)."""
+    import keras
+
+    x, y = _digits(n)
+    labels = (y % 2).astype("int64")
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self, start: int, stop: int) -> None:
+            super().__init__()
+            self.start, self.stop = start, stop
+
+        def __len__(self) -> int:
+            return (self.stop - self.start) // batch_size
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            low = self.start + index * batch_size
+            return x[low : low + batch_size], labels[low : low + batch_size]
+
+    return {"train": Batches(0, n // 2), "val": Batches(n // 2, n)}

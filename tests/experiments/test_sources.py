@@ -106,6 +106,16 @@ def test_streams_are_kept_as_they_are_and_read_from_their_first_batches() -> Non
     assert isinstance(data.train, tf.data.Dataset)  # the function's own object, not a copy
 
 
+def test_a_py_dataset_stream_trains_as_it_is() -> None:
+    from experiments.training import TrainConfig, train
+
+    data = load_dataset(f"{FN}:py_streamed")
+    assert isinstance(data, StreamedDataset) and (data.task, data.output_shape) == ("binary", (1,))
+    config = TrainConfig(model="mlp", optimizer="adam", learning_rate=0.01, epochs=1, task="binary")
+    result = train(config, data)
+    assert set(result.history) == {"loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"}
+
+
 @pytest.mark.parametrize(
     ("options", "kwargs", "message"),
     [

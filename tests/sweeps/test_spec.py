@@ -47,6 +47,29 @@ def base() -> dict:
             "objective.metric: 'val_acc' is not a metric the compiled model logs",
         ),
         ("engine.sampler", "annealing", "engine.sampler: Input should be"),
+        ("task", "ranking", "task: Input should be 'classification', 'binary' or 'regression'"),
+        (
+            "train.monitor",
+            "val_f1",
+            "train.monitor: 'val_f1' is not a metric the compiled model logs for any task",
+        ),
+        (
+            "train.loss",
+            "not a loss",
+            "train.loss: 'not a loss' is not a loss: expected a Keras loss identifier",
+        ),
+        (
+            "train.metrics",
+            ["auc", "top_5_accuracy"],
+            "train.metrics: metric 'auc' scores 0/1 labels (task binary), not task classification",
+        ),
+        (
+            "dataset.validaton_split",
+            0.1,
+            "dataset.validaton_split: unknown key 'validaton_split' in dataset (did you mean",
+        ),
+        ("dataset.color_mode", "grayscale", "dataset.color_mode: only for image folders (dir:PATH)"),
+        ("dataset.name", "dir:", "dataset.name: unknown dataset 'dir:'"),
         ("budget.trials", 0, "budget.trials"),
         ("name", "has space", "name: 'has space' must be letters"),
     ],
@@ -147,3 +170,27 @@ def test_overrides_and_fixed_config(base: dict) -> None:
     assert (spec.budget.trials, spec.train.epochs) == (3, 2)
     one = spec.with_fixed({"optimizer": "adam", "learning_rate": 0.01, "dropout": 0.1, "patience": 2})
     assert one.space.searched == []
+
+
+def test_the_objective_and_the_monitor_name_any_metric_the_model_logs(base: dict) -> None:
+    regression = {**base, "task": "regression", "objective": {"metric": "val_mae"}}
+    spec = parse_spec(regression)
+    assert (spec.objective.metric, spec.objective.direction, spec.monitor_direction) == (
+        "val_mae",
+        "minimize",
+        "minimize",
+    )
+    own = apply_overrides(
+        base,
+        {
+            "train.metrics": ["accuracy", "pkg.scores:kappa"],
+            "train.monitor": "val_kappa",
+            "objective.metric": "val_loss",
+        },
+    )
+    with pytest.raises(SpecError, match="train.monitor_direction: cannot tell whether 'val_kappa' is to be"):
+        parse_spec(own)
+    own["train"]["monitor_direction"] = "maximize"
+    assert parse_spec(own).monitor_direction == "maximize"
+    binary = parse_spec({**base, "task": "binary", "objective": {}})
+    assert (binary.objective.metric, binary.objective.direction) == ("val_auc", "maximize")
