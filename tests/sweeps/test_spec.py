@@ -194,3 +194,19 @@ def test_the_objective_and_the_monitor_name_any_metric_the_model_logs(base: dict
     assert parse_spec(own).monitor_direction == "maximize"
     binary = parse_spec({**base, "task": "binary", "objective": {}})
     assert (binary.objective.metric, binary.objective.direction) == ("val_auc", "maximize")
+
+
+def test_a_spec_is_checked_against_its_task_without_importing_keras() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sweeps.spec.schema import load_spec\n"
+        "for name in ('breast_cancer_binary', 'diabetes_regression'):\n"
+        "    load_spec(name)\n"
+        "assert len(load_spec('fashion_mnist_seed001').space.grid_points()) == 7\n"
+        "heavy = {'keras', 'tensorflow', 'sklearn', 'optuna', 'mlflow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], check=True)
