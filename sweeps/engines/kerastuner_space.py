@@ -17,9 +17,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from experiments.registry import MOMENTUM_OPTIMIZERS
@@ -133,19 +132,22 @@ def declare(space: Space, hp: keras_tuner.HyperParameters | None = None) -> kera
         scopes = conditions(space, slot)
         if any(not values for _, values in scopes):
             continue
-        with _scopes(hp, space, scopes):
+        if len(scopes) > 1:
+            # KerasTuner looks a scope's parent up among the hyperparameters of the enclosing
+            # scopes, so it cannot nest the scopes of two top-level choices.
+            parents = " and ".join(parent for parent, _ in scopes)
+            raise SpecError(
+                f"{slot.path}: the kerastuner engine conditions a parameter on one choice only, but "
+                f"{slot.name} here depends on {parents}; set it in the optimizer's sub-spaces, or use "
+                "engine optuna"
+            )
+        if not scopes:
+            _declare_one(hp, slot)
+            continue
+        ((parent, values),) = scopes
+        with hp.conditional_scope(parent, _key_values(space, parent, values)):
             _declare_one(hp, slot)
     return hp
-
-
-@contextlib.contextmanager
-def _scopes(
-    hp: keras_tuner.HyperParameters, space: Space, scopes: list[tuple[str, list[Scalar]]]
-) -> Iterator[None]:
-    with contextlib.ExitStack() as stack:
-        for parent, values in scopes:
-            stack.enter_context(hp.conditional_scope(parent, _key_values(space, parent, values)))
-        yield
 
 
 def _clean(param: Range | Choice | Fixed, value: Any) -> Scalar:

@@ -233,3 +233,17 @@ def test_kerastuner_declares_each_branch_in_its_conditional_scope() -> None:
         "dropout": 0.25,
         "patience": 2,
     }
+
+
+def test_kerastuner_refuses_a_parameter_that_depends_on_two_choices() -> None:
+    space = _space(
+        {
+            "optimizer": {"choices": ["sgd", "momentum"]},
+            "units": {"choices": {16: {"momentum": 0.5}, 32: {}}},
+            "momentum": {"choices": [0.8, 0.9]},  # for the momentum optimizer, and units 32 only
+        }
+    )
+    with pytest.raises(
+        SpecError, match=r"space.momentum: the kerastuner engine conditions a parameter on one"
+    ):
+        declare(space)
