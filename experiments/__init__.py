@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from experiments.errors import ConfigError, DatasetError, ModelError
 from experiments.registry import (
     DATASETS,
-    METRICS,
     MODEL_OPTIONS,
     MODELS,
     MOMENTUM_OPTIMIZERS,
@@ -27,6 +26,7 @@ from experiments.registry import (
     is_npz,
     is_user_builder,
 )
+from experiments.tasks import TASKS
 
 if TYPE_CHECKING:
     from experiments.backends import backend_name, failure_reason, is_out_of_memory, release_memory
@@ -37,11 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATASETS",
-    "METRICS",
     "MODELS",
     "MODEL_OPTIONS",
     "MOMENTUM_OPTIMIZERS",
     "OPTIMIZERS",
+    "TASKS",
     "ConfigError",
     "Dataset",
     "DatasetError",

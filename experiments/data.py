@@ -2,28 +2,33 @@
 
 Example:
     >>> data = load_dataset("digits", train_size=500, seed=1)
-    >>> data.x_train.shape, data.num_classes
-    ((500, 8, 8, 1), 10)
+    >>> data.x_train.shape, data.num_classes, data.task
+    ((500, 8, 8, 1), 10, 'classification')
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from experiments.errors import DatasetError
 from experiments.images import resize_bilinear
 from experiments.sources import RawData, load_raw
+from experiments.streams import StreamedDataset, StreamSource, load_streams
+from experiments.tasks import count_classes, infer_task, output_shape, prepare_targets
 
-__all__ = ["Dataset", "DatasetError", "load_dataset"]
+__all__ = ["Data", "Dataset", "DatasetError", "StreamedDataset", "load_dataset"]
 
 _SPLIT_NAMES = {"train_size": "training", "val_size": "validation", "test_size": "test"}
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: == on arrays has no single truth
 class Dataset:
-    """Model-ready arrays: float32 inputs, integer class ids (sparse labels)."""
+    """Model-ready arrays: float32 inputs, and targets as the task takes them (int32 class ids,
+    float32 0/1 labels of shape (N, 1), float32 regression targets of at least two axes)."""
 
     name: str
     x_train: np.ndarray
@@ -32,43 +37,62 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray | None
     y_test: np.ndarray | None
-    num_classes: int
+    num_classes: int  # classification: the head's classes; binary: 2; regression: 0
+    task: str = "classification"
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one sample, as a model's input layer takes it."""
         return tuple(int(d) for d in self.x_train.shape[1:])
 
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of one prediction, as the model's head must give it."""
+        return output_shape(self.task, self.num_classes, tuple(int(d) for d in self.y_train.shape[1:]))
+
+
+Data = Dataset | StreamedDataset  # what `experiments.train` takes
+
 
 def load_dataset(
     name: str,
     *,
+    task: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    color_mode: str | None = None,
     validation_split: float = 0.2,
     seed: int = 0,
     train_size: int | None = None,
     val_size: int | None = None,
     test_size: int | None = None,
     image_size: int | None = None,
-) -> Dataset:
-    """Load ``name`` (a built-in dataset or ``npz:PATH``) and split it by ``seed``.
+) -> Data:
+    """Load ``name`` (a built-in dataset, ``npz:PATH``, ``dir:PATH`` or a dataset function
+    ``package.module:function``, called with ``options``) and split it by ``seed``.
 
+    ``task`` decides which targets are valid (inferred from the training targets when None).
     The validation split is drawn from the training arrays unless the source has its
     own (``x_val`` in an npz). ``*_size`` then keep a seeded random subset of each split,
     as seed 003 keeps 700/300 MNIST samples. ``image_size`` resizes images to a square.
+    Streams a dataset function returns come back as a `StreamedDataset`, used as they are.
 
     Raises:
-        DatasetError: unknown name, unreadable file, malformed labels, or a size larger
-            than its split.
+        DatasetError: unknown name, unreadable file, targets the task cannot take, or a
+            size larger than its split.
     """
     if not 0.0 < validation_split < 1.0:
         raise DatasetError(f"validation_split must be in (0, 1); got {validation_split!r}")
-    raw = load_raw(name)
-    y_train = _labels(raw.y_train, raw.x_train, "train")
-    y_val = None if raw.y_val is None else _labels(raw.y_val, raw.x_val, "val")
-    y_test = None if raw.y_test is None else _labels(raw.y_test, raw.x_test, "test")
+    raw = load_raw(name, options, image_size=image_size, color_mode=color_mode)
+    if isinstance(raw, StreamSource):
+        _streams_take_no_subsets(name, train_size, val_size, test_size, image_size)
+        return load_streams(name, raw, task)
+    task = task or infer_task(raw.y_train)
+    y_train = prepare_targets(task, raw.y_train, len(raw.x_train), "train")
+    y_val = None if raw.y_val is None else prepare_targets(task, raw.y_val, len(raw.x_val), "val")
+    y_test = None if raw.y_test is None else prepare_targets(task, raw.y_test, len(raw.x_test), "test")
     if not y_train.size:
         raise DatasetError(f"dataset {name!r} has no training samples")
-    num_classes = 1 + max(int(y.max()) for y in (y_train, y_val, y_test) if y is not None and y.size)
+    num_classes = count_classes(task, y_train, y_val, y_test)
 
     rng = np.random.default_rng(seed)
     if raw.x_val is None:
@@ -96,27 +120,19 @@ def load_dataset(
         x_test=x_test,
         y_test=y_test,
         num_classes=num_classes,
+        task=task,
     )
 
 
-def _labels(y: np.ndarray, x: np.ndarray | None, split: str) -> np.ndarray:
-    """Integer class ids of shape (N,); (N, 1) columns (CIFAR-10) are flattened."""
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
+def _streams_take_no_subsets(name: str, *sizes: int | None) -> None:
+    """Subsets and resizing need arrays; a stream is used as it is."""
+    fields = ("train_size", "val_size", "test_size", "image_size")
+    given = [field for field, size in zip(fields, sizes, strict=True) if size is not None]
+    if given:
         raise DatasetError(
-            f"y_{split} must hold integer class ids of shape (N,) or (N, 1); got shape "
-            f"{y.shape} (one-hot labels? pass their argmax)"
+            f"{', '.join(given)} need the dataset in memory as arrays, but {name!r} streams its batches "
+            "(size or resize the streams in the dataset function)"
         )
-    if x is not None and len(x) != len(y):
-        raise DatasetError(f"x_{split} has {len(x)} samples but y_{split} has {len(y)}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
-            raise DatasetError(f"y_{split} must hold integer class ids; got dtype {y.dtype}")
-    if y.size and y.min() < 0:
-        raise DatasetError(f"y_{split} must hold class ids >= 0; got {y.min()}")
-    return y.astype(np.int32)
 
 
 def _split(

@@ -1,8 +1,11 @@
 """``build_model``: one entry point for the built-in networks and user builders.
 
 A user builder is named ``"package.module:function"`` and is called as
-``function(input_shape=..., num_classes=..., dropout=..., **options)``; it must return an
-uncompiled ``keras.Model`` (and, for mixed precision, a float32 output layer).
+``function(input_shape=..., num_classes=..., dropout=..., **options)``, plus ``task=`` and
+``output_shape=`` when it takes them (named, or through ``**kwargs``); ``num_classes`` is the
+number of output units (the classes; 1 for binary; the target's size for regression). It must
+return an uncompiled ``keras.Model`` whose output has ``output_shape`` (and, for mixed
+precision, a float32 output layer).
 
 Example:
     >>> model = build_model("mlp", (28, 28, 1), 10, dropout=0.3, units=100)
@@ -10,7 +13,8 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +23,9 @@ import keras
 from experiments import architectures
 from experiments.architectures import ALEXNET_MIN_INPUT_SIZE
 from experiments.errors import ModelError, did_you_mean
+from experiments.imports import load_object
 from experiments.registry import MODEL_OPTIONS, MODELS, is_user_builder
+from experiments.tasks import TASKS
 
 __all__ = ["ModelError", "build_model"]
 
@@ -36,26 +42,35 @@ def build_model(
     num_classes: int,
     *,
     dropout: float = 0.0,
+    task: str = "classification",
+    output_shape: tuple[int, ...] | None = None,
     **options: Any,
 ) -> keras.Model:
-    """An uncompiled model for ``name`` (see `experiments.registry.MODELS`) or a user builder.
+    """An uncompiled model for ``name`` (see `experiments.registry.MODELS`) or a user builder,
+    ending in the head ``task`` needs, of ``output_shape`` (default: one unit per class).
 
     Raises:
         ModelError: unknown name or option, an option value the network cannot use, or a
-            user builder that cannot be imported or does not return a ``keras.Model``.
+            user builder that cannot be imported, does not return a ``keras.Model``, or
+            returns one whose output does not have ``output_shape``.
     """
     if not 0.0 <= dropout < 1.0:
         raise ModelError(f"dropout must be in [0, 1); got {dropout!r}")
+    if task not in TASKS:
+        raise ModelError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     input_shape = tuple(input_shape)
+    output_shape = tuple(output_shape or (num_classes,))
     if is_user_builder(name):
-        return _build_user(name, input_shape, num_classes, dropout, options)
+        return _build_user(name, input_shape, task, output_shape, dropout, options)
     if name not in _BUILDERS:
         raise ModelError(
             f"unknown model {name!r}{did_you_mean(name, MODELS)}; expected one of "
             f"{', '.join(MODELS)} or a user builder 'package.module:function'"
         )
     _check_options(name, input_shape, options)
-    return _BUILDERS[name](input_shape, num_classes, dropout=dropout, **options)
+    return _BUILDERS[name](
+        input_shape, math.prod(output_shape), dropout=dropout, task=task, output_shape=output_shape, **options
+    )
 
 
 def _check_options(name: str, input_shape: tuple[int, ...], options: dict[str, Any]) -> None:
@@ -108,22 +123,37 @@ def _positive_int(model: str, key: str, value: Any) -> None:
 def _build_user(
     name: str,
     input_shape: tuple[int, ...],
-    num_classes: int,
+    task: str,
+    output_shape: tuple[int, ...],
     dropout: float,
     options: dict[str, Any],
 ) -> keras.Model:
-    module_name, _, function_name = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelError(
-            f"user builder {name!r}: cannot import module {module_name!r} ({exc}); expected "
-            "'package.module:function' importable from the working directory or PYTHONPATH"
-        ) from exc
-    builder = getattr(module, function_name, None)
-    if not callable(builder):
-        raise ModelError(f"user builder {name!r}: module {module_name!r} has no function {function_name!r}")
-    model = builder(input_shape=input_shape, num_classes=num_classes, dropout=dropout, **options)
+    builder = load_object(name, "user builder", ModelError)
+    arguments = {
+        "input_shape": input_shape,
+        "num_classes": math.prod(output_shape),
+        "dropout": dropout,
+        **options,
+    }
+    for key, value in (("task", task), ("output_shape", output_shape)):
+        if _takes(builder, key):
+            arguments[key] = value
+    model = builder(**arguments)
     if not isinstance(model, keras.Model):
         raise ModelError(f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model")
+    got = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None
+    if got != output_shape:
+        raise ModelError(
+            f"user builder {name!r} returned a model with output shape {got}; task {task} needs "
+            f"{output_shape} (the builder may take output_shape= to read it)"
+        )
     return model
+
+
+def _takes(function: Callable[..., Any], key: str) -> bool:
+    """Whether ``function`` accepts the keyword ``key`` (by name or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return key in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

@@ -12,12 +12,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-__all__ = ["Mode", "best_index", "metric_mode"]
+__all__ = ["Mode", "best_index", "metric_direction", "metric_mode"]
 
 Mode = Literal["min", "max"]
 
-_MAX_LIKE = ("accuracy", "acc", "auc", "precision", "recall")
-_MIN_LIKE = ("loss", "error", "mse", "mae")
+# Scores (higher is better) and errors (lower is better), matched as the whole name or its end
+# (`top_5_accuracy`, `mean_absolute_error`), with or without `val_`.
+_MAX_LIKE = ("accuracy", "acc", "auc", "precision", "recall", "r2_score", "f1_score", "cosine_similarity")
+_MIN_LIKE = (
+    "loss",
+    "error",
+    "mse",
+    "mae",
+    "rmse",
+    "mape",
+    "msle",
+    "crossentropy",
+    "hinge",
+    "poisson",
+    "divergence",
+)
 
 
 def metric_mode(name: str) -> Mode:
@@ -25,8 +39,11 @@ def metric_mode(name: str) -> Mode:
 
     Passed to the callbacks explicitly so that their direction never depends on how
     Keras's "auto" mode reads a model's metrics.
+
+    Raises ValueError for a name that says neither (a metric of the user's own): its direction
+    must then be given.
     """
-    base = name.removeprefix("val_")
+    base = name.removeprefix("val_").lower()
     if any(base == m or base.endswith(f"_{m}") for m in _MAX_LIKE):
         return "max"
     if any(base == m or base.endswith(f"_{m}") for m in _MIN_LIKE):
@@ -35,6 +52,11 @@ def metric_mode(name: str) -> Mode:
         f"cannot tell whether metric {name!r} is to be maximized or minimized; expected an "
         f"accuracy-like ({', '.join(_MAX_LIKE)}) or loss-like ({', '.join(_MIN_LIKE)}) name"
     )
+
+
+def metric_direction(name: str) -> Literal["maximize", "minimize"]:
+    """`metric_mode` in the words of a sweep's objective."""
+    return "maximize" if metric_mode(name) == "max" else "minimize"
 
 
 def best_index(values: Sequence[float], mode: Mode) -> int | None:

@@ -7,12 +7,14 @@ Example:
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 
 from experiments.errors import did_you_mean
 from experiments.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS
 
-__all__ = ["DEFAULT_MOMENTUM", "make_optimizer"]
+__all__ = ["DEFAULT_MOMENTUM", "default_learning_rate", "make_optimizer"]
 
 # Seed 001's SGD(momentum=0.9), used when a momentum optimizer is given none.
 DEFAULT_MOMENTUM = 0.9
@@ -43,10 +45,22 @@ def make_optimizer(
             momentum=DEFAULT_MOMENTUM if momentum is None else momentum,
             nesterov=name == "nesterov",
         )
-    factory = {
-        "sgd": keras.optimizers.SGD,
+    return _keras_class(name)(learning_rate)
+
+
+def _keras_class(name: str) -> type[keras.optimizers.Optimizer]:
+    if name in ("sgd", *MOMENTUM_OPTIMIZERS):
+        return keras.optimizers.SGD
+    return {
         "rmsprop": keras.optimizers.RMSprop,
         "adagrad": keras.optimizers.Adagrad,
         "adam": keras.optimizers.Adam,
     }[name]
-    return factory(learning_rate)
+
+
+def default_learning_rate(name: str) -> float:
+    """The learning rate Keras's optimizer class uses when given none (SGD 0.01, Adam 0.001, ...):
+    what seed 001 compared the optimizers at. Read from the installed Keras, not copied."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}{did_you_mean(name, OPTIMIZERS)}")
+    return float(inspect.signature(_keras_class(name)).parameters["learning_rate"].default)

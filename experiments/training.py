@@ -2,12 +2,14 @@
 
 Compiles and fits a model with EarlyStopping (restoring the best weights), an optional
 best-only checkpoint and TerminateOnNaN, and reports which epoch was best and why
-training ended. Tracking and pruning come in as the caller's callbacks.
+training ended. The loss and metrics come from the task (`experiments.metrics`); tracking
+and pruning come in as the caller's callbacks.
 
 Only ``keras.*`` APIs are used, so the same job runs on TensorFlow, JAX or PyTorch
 (``KERAS_BACKEND``). On TensorFlow the data goes through a tf.data pipeline (shuffle,
 batch, prefetch; validation batches cached), which the backend check keeps from being
-imported elsewhere; JAX and PyTorch get the arrays.
+imported elsewhere; JAX and PyTorch get the arrays. Streams (`experiments.streams`) go to
+``fit`` as they are.
 
 Example:
     >>> from experiments import load_dataset
@@ -29,12 +31,14 @@ from typing import Any, Literal
 import keras
 
 from experiments.backends import release_memory
-from experiments.data import Dataset
+from experiments.data import Data, StreamedDataset
 from experiments.errors import ConfigError, ModelError
+from experiments.metrics import check_metrics, compile_args, logged_metrics
 from experiments.models import build_model
-from experiments.monitoring import best_index, metric_mode
+from experiments.monitoring import Mode, best_index, metric_mode
 from experiments.optimizers import make_optimizer
-from experiments.registry import METRICS, MOMENTUM_OPTIMIZERS, OPTIMIZERS
+from experiments.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS
+from experiments.tasks import TASK_INFO, TASKS
 
 __all__ = ["StopReason", "TrainConfig", "TrialResult", "train"]
 
@@ -45,8 +49,10 @@ StopReason = Literal["completed", "early_stopping", "nan_loss", "stopped"]
 class TrainConfig:
     """Everything that decides one trial's training, as plain values.
 
-    ``monitor`` drives EarlyStopping and the checkpoint; ``objective`` is the metric
-    read at the epoch they keep, the trial's value. ``mixed_precision`` builds the model
+    ``monitor`` drives EarlyStopping and the checkpoint (``monitor_mode``: "min"/"max", read
+    from the name when None); ``objective`` is the metric read at the epoch they keep, the
+    trial's value (default: the task's). ``task``, ``loss`` and ``metrics`` decide the head and
+    the compile step (None: the task's defaults). ``mixed_precision`` builds the model
     under the ``mixed_float16`` policy (the output layer must compute in float32);
     ``jit_compile`` is passed to ``compile``: XLA on TensorFlow and JAX, ``torch.compile``
     on PyTorch (whose compile time, tens of seconds on a CPU, each trial pays again).
@@ -61,7 +67,11 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     monitor: str = "val_loss"
-    objective: str = "val_accuracy"
+    objective: str | None = None
+    task: str = "classification"
+    loss: str | None = None
+    metrics: tuple[str, ...] | None = None
+    monitor_mode: Mode | None = None
     seed: int = 0
     model_options: Mapping[str, Any] = field(default_factory=dict)
     checkpoint_path: str | None = None
@@ -72,7 +82,14 @@ class TrainConfig:
     verbose: int = 0
 
     def __post_init__(self) -> None:
+        if self.task in TASKS and self.objective is None:
+            object.__setattr__(self, "objective", TASK_INFO[self.task].objective)
         _check_config(self)
+
+    @property
+    def mode(self) -> Mode:
+        """The monitored metric's direction, as EarlyStopping and the checkpoint compare it."""
+        return self.monitor_mode or metric_mode(self.monitor)
 
 
 @dataclass
@@ -96,9 +113,7 @@ class TrialResult:
         return self.best_value
 
 
-def train(
-    config: TrainConfig, data: Dataset, callbacks: Sequence[keras.callbacks.Callback] = ()
-) -> TrialResult:
+def train(config: TrainConfig, data: Data, callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrialResult:
     """Train ``config`` on ``data``; the caller's callbacks run after the built-in ones.
 
     The model ends with the weights of the best epoch (Keras 3's EarlyStopping restores
@@ -108,12 +123,15 @@ def train(
     checkpoint is kept.
 
     Raises:
-        ConfigError, ModelError: a config or model that cannot train as asked.
+        ConfigError, ModelError: a config or model that cannot train as asked (a task that is
+            not the data's, a model that does not log the monitored or objective metric).
         Exception: whatever ``fit`` raised, after the trial's memory was released;
             `experiments.backends.failure_reason` tells an out-of-memory error apart.
     """
+    if config.task != data.task:
+        raise ConfigError(f"TrainConfig.task={config.task!r} but the data are for task {data.task!r}")
     model = _build(config, data)
-    mode = metric_mode(config.monitor)
+    mode = config.mode
     early_stopping = keras.callbacks.EarlyStopping(
         monitor=config.monitor, patience=config.patience, mode=mode, restore_best_weights=True
     )
@@ -143,17 +161,26 @@ def train(
     train_seconds = time.perf_counter() - start
 
     history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    for name in (config.monitor, config.objective):
+        if history.get("loss") and name not in history:
+            raise ConfigError(
+                f"the model logged {', '.join(sorted(history))}, not {name!r} (a metric of your own "
+                "logs under its function's name)"
+            )
     return _result(config, model, early_stopping, history, train_seconds)
 
 
-def _fit_data(config: TrainConfig, data: Dataset) -> dict[str, Any]:
+def _fit_data(config: TrainConfig, data: Data) -> dict[str, Any]:
     """``fit``'s data arguments: a tf.data pipeline on TensorFlow, the arrays elsewhere.
 
     On TensorFlow the training arrays are shuffled (seeded, reshuffled every epoch),
     batched and prefetched by tf.data, and the validation batches are cached; measured
     on the CPU this is faster than Keras's own array pipeline for small models (see
-    bench/README.md). JAX and PyTorch take the arrays as they are.
+    bench/README.md). JAX and PyTorch take the arrays as they are, and streams go as they
+    are to every backend (their own batches: ``batch_size`` does not apply).
     """
+    if isinstance(data, StreamedDataset):
+        return {"x": data.train, "validation_data": data.val}
     if keras.backend.backend() != "tensorflow":
         return {
             "x": data.x_train,
@@ -178,7 +205,7 @@ def _fit_data(config: TrainConfig, data: Dataset) -> dict[str, Any]:
     return {"x": train_set, "validation_data": val_set, "shuffle": False}
 
 
-def _build(config: TrainConfig, data: Dataset) -> keras.Model:
+def _build(config: TrainConfig, data: Data) -> keras.Model:
     """A compiled model, seeded; the global dtype policy is left as it was found."""
     if config.initial_weights is not None and not os.path.exists(config.initial_weights):
         raise ConfigError(
@@ -197,6 +224,8 @@ def _build(config: TrainConfig, data: Dataset) -> keras.Model:
             data.input_shape,
             data.num_classes,
             dropout=config.dropout,
+            task=data.task,
+            output_shape=data.output_shape,
             **dict(config.model_options),
         )
         if config.mixed_precision:
@@ -205,8 +234,7 @@ def _build(config: TrainConfig, data: Dataset) -> keras.Model:
             model.load_weights(config.initial_weights)
         model.compile(
             optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            **compile_args(config.task, config.loss, config.metrics),
             jit_compile=config.jit_compile,
         )
     finally:
@@ -233,7 +261,7 @@ def _result(
 ) -> TrialResult:
     losses = history.get("loss", [])
     monitored = history.get(config.monitor, [])
-    index = best_index(monitored, metric_mode(config.monitor))
+    index = best_index(monitored, config.mode)
     checkpoint_path = config.checkpoint_path
     if index is None or not math.isfinite(monitored[index]):
         best_epoch, best_value, best_monitor = 0, math.nan, math.nan
@@ -241,7 +269,7 @@ def _result(
             os.remove(checkpoint_path)  # it would hold a diverged model as "best"
     else:
         best_epoch = config.initial_epoch + index + 1
-        best_value, best_monitor = history[config.objective][index], monitored[index]
+        best_value, best_monitor = history[str(config.objective)][index], monitored[index]
     if checkpoint_path is not None and not os.path.exists(checkpoint_path):
         checkpoint_path = None
 
@@ -300,9 +328,23 @@ def _check_config(config: TrainConfig) -> None:
         fail("epochs", "an integer >= 1")
     if not 0 <= config.initial_epoch < config.epochs:
         fail("initial_epoch", f"an integer in [0, epochs={config.epochs})")
+    if config.task not in TASKS:
+        fail("task", f"one of {', '.join(TASKS)}")
+    try:
+        check_metrics(config.task, config.metrics)
+    except ValueError as exc:
+        fail("metrics", f"metrics that task {config.task} can log ({exc})")
+    logged = logged_metrics(config.task, config.metrics)
     for name in ("monitor", "objective"):
-        if getattr(config, name) not in METRICS:
-            fail(name, f"one of {', '.join(METRICS)}")
+        if getattr(config, name) not in logged:
+            fail(name, f"one of {', '.join(logged)} (what the model compiled for task {config.task} logs)")
+    if config.monitor_mode is None:
+        try:
+            metric_mode(config.monitor)
+        except ValueError as exc:
+            fail("monitor_mode", f"'min' or 'max' ({exc})")
+    elif config.monitor_mode not in ("min", "max"):
+        fail("monitor_mode", "'min', 'max' or None")
     if config.checkpoint_path is not None and not config.checkpoint_path.endswith(".keras"):
         fail("checkpoint_path", "a path ending in .keras (the whole model is saved)")
     if config.jit_compile not in (True, False, "auto"):

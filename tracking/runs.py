@@ -222,7 +222,7 @@ class SweepTracker:
 
         with tempfile.TemporaryDirectory() as tmp:
             path = self.client.download_artifacts(trial_run_id, "checkpoint/best.keras", tmp)
-            model = keras.saving.load_model(path)
+            model = keras.saving.load_model(path, compile=False)  # to predict: no loss or metrics needed
             example = np.zeros((1, *model.inputs[0].shape[1:]), dtype="float32")
             signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
             mlflow.set_tracking_uri(self.tracking_uri)
@@ -269,6 +269,7 @@ class TrialRecorder:
         self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
         (self.workdir / "checkpoint").mkdir()
         self._system: Any = None
+        self._objective: str | None = None  # the metric curves.png draws beside the loss
 
     def start_system_metrics(self) -> None:
         """Sample CPU, host memory and GPU use on a side thread while the trial trains."""
@@ -315,6 +316,7 @@ class TrialRecorder:
     ) -> None:
         """Queue the summary metrics, history.csv, curves.png, the checkpoint and the status."""
         self._stop_system_metrics()
+        self._objective = objective
         metrics = {
             f"best_{objective}": result.best_value,
             "best_epoch": result.best_epoch,
@@ -362,7 +364,12 @@ class TrialRecorder:
                 write_history_csv(self.workdir / "history.csv", result.epochs, result.history)
                 if result.epochs:
                     write_curves_png(
-                        self.workdir / "curves.png", result.epochs, result.history, result.best_epoch, title
+                        self.workdir / "curves.png",
+                        result.epochs,
+                        result.history,
+                        result.best_epoch,
+                        title,
+                        metric=self._objective,
                     )
             if not Path(self.checkpoint_path).exists():
                 shutil.rmtree(self.workdir / "checkpoint", ignore_errors=True)

@@ -113,18 +113,26 @@ def run(
     quiet_libraries()
     _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.cli.progress import SweepProgress
-    from sweeps.running.runner import Sweep, load_data, run_sweep
+    from sweeps.running.runner import Sweep, prepare, run_sweep
     from sweeps.running.workers import run_with_workers
 
-    with _interruptible(), SweepProgress(loaded.name, loaded.budget.trials) as progress:
-        if workers == 1 and gpu_list is None:
-            result = run_sweep(
-                loaded, tracking_uri=tracking_uri, storage=storage, on_progress=progress.update
-            )
-        else:
-            load_data(loaded)  # a missing dataset is reported here, before any store is touched
-            sweep = Sweep(loaded, tracking_uri, storage)
-            result = run_with_workers(sweep, storage, workers, gpu_list, workers_per_gpu, progress.update)
+    with _interruptible():
+        # Data and task first: a missing dataset or a wrong objective is reported before any store.
+        prepared, data, note = prepare(loaded)
+        if note:
+            typer.echo(note)
+        with SweepProgress(prepared.name, prepared.budget.trials) as progress:
+            if workers == 1 and gpu_list is None:
+                result = run_sweep(
+                    prepared,
+                    tracking_uri=tracking_uri,
+                    storage=storage,
+                    on_progress=progress.update,
+                    data=data,
+                )
+            else:
+                sweep = Sweep(prepared, tracking_uri, storage)
+                result = run_with_workers(sweep, storage, workers, gpu_list, workers_per_gpu, progress.update)
     _print_summary(result)
 
 
@@ -152,12 +160,12 @@ def worker(
     quiet_libraries()
     _print_devices(1, None, 1)
     from sweeps.running.devices import enable_memory_growth
-    from sweeps.running.runner import Sweep, load_data
+    from sweeps.running.runner import Sweep, prepare
 
     with _interruptible():
         enable_memory_growth()  # workers started by hand may share a GPU
-        data = load_data(loaded)
-        Sweep(loaded, tracking_uri, storage).work(data)
+        prepared, data, _ = prepare(loaded)
+        Sweep(prepared, tracking_uri, storage).work(data)
 
 
 def _print_summary(result: SweepResult) -> None:
@@ -176,17 +184,17 @@ def _print_summary(result: SweepResult) -> None:
         config = ", ".join(
             f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.best_config.items()
         )
-        console.print(f"best: trial {result.best_trial}, value {result.best_value:.4f}: {config}")
+        console.print(f"best: trial {result.best_trial}, {result.metric} {result.best_value:.4g}: {config}")
         frame = result.trials
         if not frame.empty:
             done = frame[frame["state"] == "complete"].dropna(subset=["value"])
             top = done.sort_values("value", ascending=result.direction == "minimize").head(5)
-            table = Table("trial", "config", "value", "best epoch", "seconds", title="top trials")
+            table = Table("trial", "config", result.metric, "best epoch", "seconds", title="top trials")
             for _, row in top.iterrows():
                 table.add_row(
                     str(row["trial"]),
                     str(row["run_name"]).split(" ", 1)[-1],
-                    f"{row['value']:.4f}",
+                    f"{row['value']:.4g}",
                     f"{row['best_epoch']:.0f}",
                     f"{row['train_seconds']:.1f}",
                 )

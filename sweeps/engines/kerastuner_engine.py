@@ -231,7 +231,7 @@ class KerasTunerEngine:
         """A reloaded project must be searching the same thing: KerasTuner would keep its
         stored space and objective and silently ignore the spec's."""
         path = self.project_dir / PROJECT_FILE
-        meta = self._project_meta()
+        meta = json.loads(json.dumps(self._project_meta()))  # as stored: JSON keys are strings
         if not path.exists():
             _write_json(path, meta)
             return

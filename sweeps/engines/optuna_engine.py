@@ -7,7 +7,6 @@ host, or a missed RDB heartbeat), failed, optionally retried, and its MLflow run
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,9 +126,9 @@ class OptunaEngine:
         self._prunes = not isinstance(self.study.pruner, optuna.pruners.NopPruner)
 
     def _enqueue_grid(self) -> int:
-        """A grid search is its points enqueued once, in order: exact and shared by all workers."""
-        grid = self.spec.space.grid()
-        points = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        """A grid search is its points enqueued once, in order: exact and shared by all workers.
+        Each choice's sub-space is enumerated under its own keys (`learning_rate@sgd`)."""
+        points = self.spec.space.grid_points()
         if "grid_size" not in self.study.user_attrs:
             for point in points:
                 self.study.enqueue_trial(point, skip_if_exists=True)

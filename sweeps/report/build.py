@@ -17,7 +17,7 @@ import pandas as pd
 
 from sweeps.errors import ReportError
 from sweeps.report.expected import expected_best
-from sweeps.report.importance import param_importances
+from sweeps.report.importance import branch_importances, param_importances
 from sweeps.spec.schema import Spec, parse_spec
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class Report:
     top: int
     optimizers: pd.DataFrame
     importances: dict[str, float]
+    branch_importances: dict[str, dict[str, float]]  # "optimizer=adam" -> importances within it
     expected: pd.DataFrame  # n, mean, std
     curve_metric: str
     curves: dict[str, list[tuple[int, float]]]  # run id -> (epoch, value), best trial per optimizer
@@ -50,7 +51,7 @@ class Report:
 
     @property
     def metric(self) -> str:
-        return self.spec.objective.metric
+        return str(self.spec.objective.metric)
 
     @property
     def maximize(self) -> bool:
@@ -242,7 +243,8 @@ def build_report(tracking_uri: str, name: str, top: int = 10, engine: str | None
         ranked=ranked,
         top=top,
         optimizers=optimizers,
-        importances=param_importances(spec.space, ranked, spec.objective.direction),
+        importances=param_importances(spec.space, ranked, str(spec.objective.direction)),
+        branch_importances=branch_importances(spec.space, ranked, str(spec.objective.direction)),
         expected=expected_table(ranked, maximize),
         curve_metric=metric,
         curves=metric_histories(tracking_uri, list(optimizers["best_run_id"]), metric),

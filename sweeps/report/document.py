@@ -210,7 +210,28 @@ def _plots(report: Report, plots: list[Plot]) -> list[Block]:
             blocks.append(
                 Table(["parameter", "importance"], [[k, f"{v:.3f}"] for k, v in report.importances.items()])
             )
+    blocks += _branch_importances(report)
     return blocks
+
+
+def _branch_importances(report: Report) -> list[Block]:
+    """Importance within each branch of a choice with sub-spaces, where its own ranges apply."""
+    found = report.branch_importances
+    if not found:
+        return []
+    rows = [
+        [f"`{branch}`", name, f"{value:.3f}"]
+        for branch, values in found.items()
+        for name, value in values.items()
+    ]
+    return [
+        Heading(3, "Parameter importance within each branch"),
+        Text(
+            "Each branch's complete trials alone, over the parameters its sub-space searched "
+            "(fANOVA, as above; branches with fewer than 3 complete trials are left out)."
+        ),
+        Table(["branch", "parameter", "importance"], rows),
+    ]
 
 
 def _expected(report: Report, plots: list[Plot]) -> list[Block]:

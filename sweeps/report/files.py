@@ -89,7 +89,11 @@ def report_json(report: Report, plots: list[Plot]) -> dict[str, Any]:
                 for i, (_, row) in enumerate(ranked.head(report.top).iterrows())
             ],
             "optimizers": report.optimizers.to_dict("records"),
-            "importance": {"method": METHOD, "values": report.importances},
+            "importance": {
+                "method": METHOD,
+                "values": report.importances,
+                "branches": report.branch_importances,
+            },
             "expected_best": report.expected.to_dict("records"),
             "trials": [_trial(row) for _, row in report.trials.iterrows()],
             "plots": {plot.name: f"plots/{plot.name}.png" for plot in plots},

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from sweeps.report.build import Report
-    from sweeps.spec.space import Param
+    from sweeps.spec.space import Param, Range
 
 DPI = 100
 
@@ -62,7 +62,23 @@ def optimizer_colors(report: Report) -> dict[str, str]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
-def _space_x(ax: Axes, param: Param) -> None:
+def span(params: list[Param]) -> Range | None:
+    """One range over every searched range a parameter has (the top-level one and its
+    sub-spaces'), log if any is; None when none is a range."""
+    from sweeps.spec.space import Range
+
+    ranges = [p for p in params if isinstance(p, Range)]
+    if not ranges:
+        return None
+    return Range(
+        min(r.low for r in ranges),
+        max(r.high for r in ranges),
+        log=any(r.log for r in ranges),
+        integer=all(r.integer for r in ranges),
+    )
+
+
+def _space_x(ax: Axes, param: Param | None) -> None:
     """An x axis spanning the parameter's searched range, so a reader sees where in it the
     trials fell; a log range is labelled at powers of ten only (minor labels collide)."""
     from matplotlib.ticker import NullFormatter
@@ -160,7 +176,7 @@ def objective_by_trial(report: Report) -> Plot | None:
         "Each complete trial's value and the best so far; pruned trials show their value when stopped, "
         "failed and running ones are marked along the bottom."
     )
-    return Plot("objective_by_trial", "Objective by trial", caption, _png(fig))
+    return Plot("objective_by_trial", f"Objective ({report.metric}) by trial", caption, _png(fig))
 
 
 def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
@@ -169,19 +185,24 @@ def learning_rate(report: Report, colors: dict[str, str]) -> Plot | None:
         return None
     fig = _figure()
     ax = fig.add_subplot()
-    _by_optimizer(ax, report, report.ranked["learning_rate"].astype(float), colors)
-    _space_x(ax, report.spec.space.params["learning_rate"])
+    _by_optimizer(ax, report, pd.to_numeric(report.ranked["learning_rate"], errors="coerce"), colors)
+    searched = span(report.spec.space.variants("learning_rate"))
+    ax.set_xscale("log")
+    _space_x(ax, searched)
     ax.set_ylabel(report.metric)
-    ax.set_xlabel("learning rate (log scale, the searched range)")
+    ax.set_xlabel("learning rate (log scale" + (", the searched range)" if searched else ")"))
     ax.set_title(f"learning rate against {report.metric}, by optimizer")
     ax.legend(fontsize="small", loc="best")
-    caption = "Complete trials; each optimizer has its own good range of learning rates."
-    return Plot("learning_rate", "Learning rate against the objective", caption, _png(fig))
+    caption = (
+        "Complete trials; each optimizer has its own good range of learning rates (a sub-space per "
+        "optimizer searches each in its own)."
+    )
+    return Plot("learning_rate", f"Learning rate against {report.metric}", caption, _png(fig))
 
 
 def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
     """Each other searched parameter (dropout, patience, ...) against the objective."""
-    from sweeps.spec.space import Choice
+    from sweeps.spec.space import Choice, Fixed
 
     names = [n for n in report.params if n not in ("optimizer", "learning_rate")]
     if report.ranked.empty or not names:
@@ -189,26 +210,35 @@ def other_params(report: Report, colors: dict[str, str]) -> Plot | None:
     fig = _figure(width=min(4.0 * len(names), 12.0), height=3.8)
     axes = fig.subplots(1, len(names), squeeze=False, sharey=True)[0]
     for ax, name in zip(axes, names, strict=True):
-        param = report.spec.space.params[name]
+        variants = report.spec.space.variants(name)
         values = report.ranked[name]
-        if isinstance(param, Choice):
-            labels = [str(c) for c in param.choices]
+        if all(isinstance(p, Choice | Fixed) for p in variants):
+            labels = list(dict.fromkeys(str(v) for p in variants for v in _choices(p)))
             x = values.map(lambda v, labels=labels: labels.index(str(v)) if str(v) in labels else np.nan)
             ax.set_xticks(range(len(labels)), labels)
         else:
             x = pd.to_numeric(values, errors="coerce")
-            _space_x(ax, param)
+            _space_x(ax, span(variants))
         _by_optimizer(ax, report, x.astype(float), colors)
         ax.set_xlabel(name)
     axes[0].set_ylabel(report.metric)
     legend = {
         label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)
     }
-    legend["best"] = legend.pop("best")  # last, as in the other plots
+    if "best" in legend:  # absent when the best trial has none of these parameters
+        legend["best"] = legend.pop("best")  # last, as in the other plots
     fig.legend(legend.values(), legend.keys(), loc="outside right upper", fontsize="small")
     title = " and ".join(names) if len(names) <= 2 else ", ".join(names)
     caption = "Complete trials, coloured by optimizer; conditional parameters show only where they apply."
-    return Plot("other_params", f"{title.capitalize()} against the objective", caption, _png(fig))
+    return Plot("other_params", f"{title.capitalize()} against {report.metric}", caption, _png(fig))
+
+
+def _choices(param: Param) -> tuple[object, ...]:
+    from sweeps.spec.space import Choice, Fixed
+
+    if isinstance(param, Choice):
+        return param.choices
+    return (param.value,) if isinstance(param, Fixed) else ()
 
 
 def validation_curves(report: Report, colors: dict[str, str]) -> Plot | None:
@@ -250,7 +280,8 @@ def validation_curves(report: Report, colors: dict[str, str]) -> Plot | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     caption = "Circles mark the epoch each trial kept (its best epoch)."
-    return Plot("validation_curves", "Validation curves of the best trial per optimizer", caption, _png(fig))
+    title = f"Validation curves ({report.curve_metric}) of the best trial per optimizer"
+    return Plot("validation_curves", title, caption, _png(fig))
 
 
 def importance(report: Report) -> Plot | None:

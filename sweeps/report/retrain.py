@@ -25,17 +25,10 @@ if TYPE_CHECKING:
 def merged_splits(data: Dataset) -> Dataset:
     """Train and validation as one training split. The validation split stays as Keras'
     validation data (now in-sample, so never reported): `train` needs some."""
-    from experiments.data import Dataset
-
-    return Dataset(
-        name=data.name,
+    return replace(
+        data,
         x_train=np.concatenate([data.x_train, data.x_val]),
         y_train=np.concatenate([data.y_train, data.y_val]),
-        x_val=data.x_val,
-        y_val=data.y_val,
-        x_test=data.x_test,
-        y_test=data.y_test,
-        num_classes=data.num_classes,
     )
 
 
@@ -43,6 +36,8 @@ def retrain_best(report: Report) -> dict[str, Any]:
     """Retrain, test and register the report's best config; returns the record MLflow now holds."""
     import keras
 
+    from experiments.metrics import compile_args
+    from experiments.streams import require_arrays
     from experiments.training import train
     from sweeps.running.runner import load_data, pip_requirements
     from sweeps.running.trial import train_config
@@ -56,6 +51,7 @@ def retrain_best(report: Report) -> dict[str, Any]:
     epochs = int(best["best_epoch"])
     spec = report.spec
     data = load_data(spec)
+    require_arrays(data, "--retrain")
     if data.x_test is None or data.y_test is None:
         raise ReportError(f"dataset {spec.dataset.name!r} has no test split: --retrain evaluates on one")
     merged = merged_splits(data)
@@ -68,11 +64,14 @@ def retrain_best(report: Report) -> dict[str, Any]:
             epochs=epochs,
             patience=epochs,
             monitor="loss",
+            monitor_mode="min",
         )
         result = train(job, merged)
         if result.checkpoint_path is None:
             raise ReportError(f"retraining the best config diverged (loss: {result.history.get('loss')})")
-        model = keras.saving.load_model(result.checkpoint_path)
+        # Compiled afresh: a loss or metric of the user's own is not in Keras's registry.
+        model = keras.saving.load_model(result.checkpoint_path, compile=False)
+        model.compile(**compile_args(job.task, job.loss, job.metrics))
     scores = model.evaluate(data.x_test, data.y_test, batch_size=job.batch_size, verbose=0, return_dict=True)
     test = {f"test_{key}": float(value) for key, value in scores.items()}
     trial = int(best["trial"])

@@ -12,7 +12,7 @@ from sweeps.spec.schema import Spec
 if TYPE_CHECKING:
     import pandas as pd
 
-    from experiments.data import Dataset
+    from experiments.data import Data
     from sweeps.running.trial import TrialOutcome
 
 # Progress after each trial: (trials by state, trials counted against the budget, best value).
@@ -24,6 +24,7 @@ class SweepResult:
     """What a finished (or stopped) sweep hands back to the CLI or a notebook."""
 
     name: str
+    metric: str
     direction: str
     best_config: dict[str, Any] | None
     best_value: float | None
@@ -66,13 +67,17 @@ def spec_params(spec: Spec) -> dict[str, Any]:
     return flat
 
 
-def load_data(spec: Spec) -> Dataset:
-    """The spec's dataset, split as the spec says (the same split in every worker)."""
+def load_data(spec: Spec) -> Data:
+    """The spec's dataset, split as the spec says (the same split in every worker), its targets
+    checked for the spec's task (inferred from them when the spec gives none)."""
     from experiments.data import load_dataset
 
     ds = spec.dataset
     return load_dataset(
         ds.name,
+        task=spec.task,
+        options=ds.options(),
+        color_mode=ds.color_mode,
         validation_split=ds.validation_split,
         seed=ds.seed,
         train_size=ds.train_size,
@@ -80,6 +85,50 @@ def load_data(spec: Spec) -> Dataset:
         test_size=ds.test_size,
         image_size=ds.image_size,
     )
+
+
+def prepare(spec: Spec) -> tuple[Spec, Data, str | None]:
+    """Load the data and settle the task, before any store is touched: the spec with its task
+    (and the task's default objective), the data, and the line that says which task was
+    inferred (None when the spec gave it).
+
+    Raises SpecError for an objective or monitor the task's model does not log, a loss or metric
+    Keras does not know or that cannot be imported, or a batch size searched over streams;
+    DatasetError for data that cannot be loaded or targets the task cannot take.
+    """
+    from experiments.errors import ConfigError
+    from experiments.metrics import resolve_loss, resolve_metrics
+    from experiments.streams import StreamedDataset
+    from experiments.tasks import describe_targets
+    from sweeps.errors import SpecError
+
+    data = load_data(spec)
+    note = None
+    if spec.task is None:
+        try:
+            spec = spec.for_task(data.task)
+        except SpecError as exc:
+            raise SpecError(
+                f"{str(exc).removeprefix('spec: ')} (task {data.task} was inferred from the data: "
+                "set `task` to choose another)"
+            ) from None
+        shape = data.target_shape if isinstance(data, StreamedDataset) else tuple(data.y_train.shape[1:])
+        targets = describe_targets(data.task, data.num_classes, shape)
+        note = f"task: {data.task}, inferred from the training targets ({targets}); set `task:` to choose"
+    for where, resolve, value in (
+        ("train.loss", resolve_loss, spec.train.loss),
+        ("train.metrics", resolve_metrics, spec.train.metrics),
+    ):
+        try:
+            if value is not None:  # the task's defaults are Keras's own: nothing to check
+                resolve(str(spec.task), value)
+        except ConfigError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+    if isinstance(data, StreamedDataset) and "batch_size" in spec.space.searched:
+        raise SpecError(
+            "space.batch_size: the dataset streams its own batches; batch_size cannot be searched"
+        )
+    return spec, data, note
 
 
 class Sweep:
@@ -106,9 +155,13 @@ class Sweep:
 
     def summarize(self) -> None:
         """Trial counts and the best so far, on the parent run."""
+        from sweeps.running.trial import used_config
+
         best = self.engine.best()
         summary = (
-            None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+            None
+            if best is None
+            else {"number": best.number, "value": best.value, "config": used_config(best.config)}
         )
         self.tracker.summarize(self.engine.counts(), summary, self.spec.objective.metric)
 
@@ -117,7 +170,7 @@ class Sweep:
             best = self.engine.best()
             on_progress(self.engine.counts(), self.engine.counted(), None if best is None else best.value)
 
-    def work(self, data: Dataset, on_progress: OnProgress | None = None) -> str:
+    def work(self, data: Data, on_progress: OnProgress | None = None) -> str:
         """Train trials in this process until the budget is spent; returns why it stopped."""
         from sweeps.running.trial import TrialRunner
 
@@ -133,6 +186,7 @@ class Sweep:
     def finish(self, status: str, reason: str) -> SweepResult:
         """Close the sweep: best model (once), totals, parent run status; returns the result."""
         from sweeps.running.accounting import accounting
+        from sweeps.running.trial import used_config
         from tracking.query import trials_frame
 
         self.tracker.drain()  # every trial's run written and its engine told
@@ -149,8 +203,9 @@ class Sweep:
         self.tracker.close(status)
         return SweepResult(
             name=self.spec.name,
-            direction=self.spec.objective.direction,
-            best_config=None if best is None else best.config,
+            metric=str(self.spec.objective.metric),
+            direction=str(self.spec.objective.direction),
+            best_config=None if best is None else used_config(best.config),
             best_value=None if best is None else best.value,
             best_trial=None if best is None else best.number,
             best_run_id=None if best is None else best.run_id,
@@ -170,12 +225,15 @@ def run_sweep(
     tracking_uri: str | None = None,
     storage: str | None = None,
     on_progress: OnProgress | None = None,
+    data: Data | None = None,
 ) -> SweepResult:
     """Run (or continue) a sweep in this process and return its best config.
 
-    `on_progress(counts, counted, best_value)` is called after every trial.
+    `on_progress(counts, counted, best_value)` is called after every trial. `data`: already
+    loaded by `prepare` (with `spec` the spec it returned); else they are loaded here.
     """
-    data = load_data(spec)  # before any store is touched: missing data records nothing
+    if data is None:
+        spec, data, _ = prepare(spec)  # before any store is touched: missing data records nothing
     sweep = Sweep(spec, tracking_uri, storage)
     status, reason = "FAILED", "error"
     try:

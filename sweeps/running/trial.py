@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from experiments.backends import backend_name, failure_reason
+from experiments.tasks import TASK_INFO
 from experiments.training import TrainConfig, TrialResult, train
 from sweeps.errors import TrialFailed
-from sweeps.spec.space import TRAIN_PARAMS, describe
+from sweeps.spec.space import DEFAULT, TRAIN_PARAMS, describe
 
 if TYPE_CHECKING:
-    from experiments.data import Dataset
+    from experiments.data import Data
     from sweeps.spec.schema import Spec
     from tracking.runs import SweepTracker
 
@@ -32,9 +33,24 @@ class TrialOutcome:
     run_id: str
 
 
+def used_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A config as the trial uses and logs it: `learning_rate: default` becomes the optimizer's
+    own Keras default, with `learning_rate_default: true` beside it."""
+    out = dict(config)
+    if out.get("learning_rate") == DEFAULT:
+        from experiments.optimizers import default_learning_rate
+
+        out["learning_rate"] = default_learning_rate(str(out["optimizer"]))
+        out["learning_rate_default"] = True
+    return out
+
+
 def train_config(spec: Spec, config: Mapping[str, Any], checkpoint_path: str | None) -> TrainConfig:
     """The plain training job for one config: spec defaults, overridden by the config."""
-    model_options = {**spec.model.options(), **{k: v for k, v in config.items() if k not in TRAIN_PARAMS}}
+    config = used_config(config)
+    skip = {*TRAIN_PARAMS, "learning_rate_default"}
+    model_options = {**spec.model.options(), **{k: v for k, v in config.items() if k not in skip}}
+    metrics = spec.train.metrics
     return TrainConfig(
         model=spec.model.name,
         optimizer=str(config["optimizer"]),
@@ -45,7 +61,11 @@ def train_config(spec: Spec, config: Mapping[str, Any], checkpoint_path: str | N
         epochs=spec.train.epochs,
         batch_size=int(config.get("batch_size", spec.train.batch_size)),
         monitor=spec.monitor,
+        monitor_mode="max" if spec.monitor_direction == "maximize" else "min",
         objective=spec.objective.metric,
+        task=str(spec.task),
+        loss=spec.train.loss,
+        metrics=None if metrics is None else tuple(metrics),
         seed=spec.train.seed,
         model_options=model_options,
         checkpoint_path=checkpoint_path,
@@ -57,12 +77,16 @@ def train_config(spec: Spec, config: Mapping[str, Any], checkpoint_path: str | N
 
 def trial_params(spec: Spec) -> dict[str, Any]:
     """Context logged with every trial's config, so runs compare across sweeps and engines."""
+    task = TASK_INFO[str(spec.task)]
     return {
         "engine": spec.engine.name,
         "sampler": spec.engine.sampler,
         "seed": spec.train.seed,
         "dataset": spec.dataset.name,
         "model": spec.model.name,
+        "task": task.name,
+        "loss": spec.train.loss or task.loss,
+        "metrics": list(spec.train.metrics if spec.train.metrics is not None else task.metrics),
         "epochs": spec.train.epochs,
         "batch_size": spec.train.batch_size,
         "monitor": spec.monitor,
@@ -82,8 +106,12 @@ class TrialRunner:
     """Trains configs of one sweep on data loaded once, recording each as a nested run."""
 
     spec: Spec
-    data: Dataset
+    data: Data
     tracker: SweepTracker
+
+    def __post_init__(self) -> None:
+        if self.spec.task is None:  # settled by `runner.prepare`, else here from the data's
+            self.spec = self.spec.for_task(self.data.task)
 
     def __call__(
         self,
@@ -113,6 +141,7 @@ class TrialRunner:
         Raises TrialFailed (already recorded) when training raises or the loss is NaN.
         """
         started = time.perf_counter()
+        config = used_config(config)
         recorder = self.tracker.trial(
             number,
             config,

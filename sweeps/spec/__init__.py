@@ -1,4 +1,8 @@
-"""The sweep spec and its search space, validated. May import: sweeps.errors, experiments.registry."""
+"""The sweep spec and its search space, validated. May import: sweeps.errors, and experiments' light modules.
+
+Those are the names of datasets and models (`experiments.registry`) and what each task's model
+logs (`experiments.tasks`, `experiments.metrics`, `experiments.monitoring`): none imports Keras.
+"""
 
 from __future__ import annotations
 

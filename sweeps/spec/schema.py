@@ -1,7 +1,10 @@
 """The sweep spec: one YAML file, validated into the typed object that flows from CLI to engines.
 
 Validation is strict (unknown keys are errors, with the closest valid key suggested) and every
-message names the field, so a typo costs seconds, not a wasted sweep.
+message names the field, so a typo costs seconds, not a wasted sweep. The objective and
+`train.monitor` are checked against the metric names the compiled model will log
+(`experiments.metrics`): for the spec's task, or, while the task is still to be inferred from
+the data, for any task the spec allows (then once more by `Spec.for_task`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,23 @@ from pydantic import (
     model_validator,
 )
 
-from experiments.registry import DATASETS, MODEL_OPTIONS, MODELS, is_npz, is_user_builder
+from experiments.metrics import check_metrics, logged_metrics
+from experiments.monitoring import metric_direction
+from experiments.registry import (
+    DATASETS,
+    MODEL_OPTIONS,
+    MODELS,
+    is_dataset_function,
+    is_dir,
+    is_npz,
+    is_object_name,
+    is_user_builder,
+)
+from experiments.tasks import TASK_INFO, TASKS
 from sweeps.errors import SpecError
-from sweeps.spec.space import Space, SpaceError
+from sweeps.spec.space import Space, SpaceError, spec_values
 
-METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+Direction = Literal["maximize", "minimize"]
 SAMPLERS = ("tpe", "random", "grid", "qmc")
 ENGINE_OPTIONS = {"sampler": "optuna", "pruner": "optuna", "tuner": "kerastuner"}
 
@@ -38,7 +53,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DatasetSpec(_Section):
+class DatasetSpec(BaseModel):
+    """`name` and how to split it; a dataset function's own options are kept as given (other
+    datasets take no other keys: `parse_spec` checks that first)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
     name: str
     validation_split: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
@@ -46,13 +65,32 @@ class DatasetSpec(_Section):
     val_size: int | None = Field(None, ge=1)
     test_size: int | None = Field(None, ge=1)
     image_size: int | None = Field(None, ge=4)
+    color_mode: Literal["rgb", "grayscale"] | None = None  # dir: datasets
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        if name in DATASETS or (is_npz(name) and len(name) > 4):
+        if (
+            name in DATASETS
+            or ((is_npz(name) or is_dir(name)) and len(name) > 4)
+            or is_dataset_function(name)
+        ):
             return name
-        raise ValueError(f"unknown dataset {name!r} (expected one of: {', '.join(DATASETS)}, npz:PATH)")
+        raise ValueError(
+            f"unknown dataset {name!r} (expected one of: {', '.join(DATASETS)}, npz:PATH, dir:PATH, "
+            "or package.module:function)"
+        )
+
+    @field_validator("color_mode")
+    @classmethod
+    def _color_mode(cls, color_mode: str | None, info: ValidationInfo) -> str | None:
+        if color_mode is not None and not is_dir(str(info.data.get("name", "dir:"))):
+            raise ValueError("only for image folders (dir:PATH)")
+        return color_mode
+
+    def options(self) -> dict[str, Any]:
+        """What a dataset function is called with."""
+        return dict(self.model_extra or {})
 
 
 class ModelSpec(BaseModel):
@@ -89,36 +127,29 @@ class ModelSpec(BaseModel):
 class TrainSpec(_Section):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
+    loss: str | None = None  # a Keras loss identifier or package.module:function; None: the task's
+    metrics: list[str] | None = None  # Keras metric identifiers or package.module:function; None: the task's
     monitor: str | None = None
+    monitor_direction: Direction | None = None  # needed only for a metric whose name does not say
     seed: int = 0
     mixed_precision: bool = False
     jit_compile: bool | Literal["auto"] = "auto"
     verbose: int = Field(0, ge=0, le=2)
 
-    @field_validator("monitor")
+    @field_validator("loss")
     @classmethod
-    def _metric(cls, monitor: str | None) -> str | None:
-        if monitor is not None and monitor not in METRICS:
-            raise ValueError(f"unknown metric {monitor!r} (expected one of: {', '.join(METRICS)})")
-        return monitor
+    def _loss(cls, loss: str | None) -> str | None:
+        if loss is not None and not (is_object_name(loss) or loss.isidentifier()):
+            raise ValueError(
+                f"{loss!r} is not a loss: expected a Keras loss identifier (mse, huber, "
+                "binary_crossentropy, ...) or package.module:function"
+            )
+        return loss
 
 
 class ObjectiveSpec(_Section):
-    metric: str = "val_accuracy"
-    direction: Literal["maximize", "minimize"] | None = None
-
-    @field_validator("metric")
-    @classmethod
-    def _metric(cls, metric: str) -> str:
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r} (expected one of: {', '.join(METRICS)})")
-        return metric
-
-    @model_validator(mode="after")
-    def _direction(self) -> ObjectiveSpec:
-        if self.direction is None:
-            object.__setattr__(self, "direction", "minimize" if self.metric.endswith("loss") else "maximize")
-        return self
+    metric: str | None = None  # None: the task's (val_accuracy, val_auc, val_loss)
+    direction: Direction | None = None  # None: from the metric's name
 
 
 class PrunerSpec(_Section):
@@ -180,6 +211,7 @@ class Spec(BaseModel):
 
     name: str
     description: str = ""
+    task: Literal["classification", "binary", "regression"] | None = None  # None: inferred from the data
     dataset: DatasetSpec
     model: ModelSpec
     train: TrainSpec = TrainSpec()
@@ -198,14 +230,40 @@ class Spec(BaseModel):
     @property
     def monitor(self) -> str:
         """What EarlyStopping and the checkpoint watch: `train.monitor`, else the objective metric."""
-        return self.train.monitor or self.objective.metric
+        return str(self.train.monitor or self.objective.metric)
+
+    @property
+    def monitor_direction(self) -> Direction:
+        """Whether the monitored metric improves up or down (checked when the spec was parsed)."""
+        if self.train.monitor_direction is not None:
+            return self.train.monitor_direction
+        if self.monitor == self.objective.metric and self.objective.direction is not None:
+            return self.objective.direction
+        return metric_direction(self.monitor)
+
+    def for_task(self, task: str) -> Spec:
+        """This spec with its task settled (inferred from the data): the objective defaults to the
+        task's, and everything is checked against the metrics that task's model logs."""
+        return parse_spec({**self.raw(), "task": task})
 
     def raw(self) -> dict[str, Any]:
         """The spec as plain data, in the YAML shape (defaults filled in)."""
-        out = self.model_dump(exclude={"space", "model"}, exclude_none=True)
+        out = self.model_dump(exclude={"space", "model", "dataset"}, exclude_none=True)
+        out["dataset"] = {**self.dataset.model_dump(exclude_none=True), **self.dataset.options()}
         out["model"] = {"name": self.model.name, **self.model.options()}
         out["space"] = self.space.to_dict()
-        order = ["name", "description", "dataset", "model", "train", "objective", "space", "engine", "budget"]
+        order = [
+            "name",
+            "description",
+            "task",
+            "dataset",
+            "model",
+            "train",
+            "objective",
+            "space",
+            "engine",
+            "budget",
+        ]
         return {key: out[key] for key in order if key in out}
 
     def to_yaml(self) -> str:
@@ -214,7 +272,7 @@ class Spec(BaseModel):
     def with_fixed(self, config: Mapping[str, Any], **changes: Any) -> Spec:
         """A spec that runs one config alone (the best-config re-run)."""
         raw = self.raw()
-        raw["space"] = dict(config)
+        raw["space"] = spec_values(config)
         raw.update(changes)
         return parse_spec(raw)
 
@@ -254,11 +312,79 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
+def _check_dataset_keys(dataset: Any, source: str | None) -> None:
+    """Only a dataset function takes keys of its own (its options); elsewhere a key is a typo."""
+    if not isinstance(dataset, Mapping) or is_dataset_function(str(dataset.get("name", ""))):
+        return
+    known = sorted(DatasetSpec.model_fields)
+    for key in dataset:
+        if key not in known:
+            raise SpecError(
+                f"dataset.{key}: {_unknown_key(str(key), known, 'key', 'dataset')}", source=source
+            )
+
+
+def _direction(metric: str, given: Direction | None, field: str, source: str | None) -> Direction:
+    if given is not None:
+        return given
+    try:
+        return metric_direction(metric)
+    except ValueError:
+        raise SpecError(
+            f"{field}: cannot tell whether {metric!r} is to be maximized or minimized from its name; "
+            "give it (maximize or minimize)",
+            source=source,
+        ) from None
+
+
+def _check_metrics(spec: Spec, source: str | None) -> Spec:
+    """The objective and monitor against the names the compiled model logs; directions filled in.
+
+    With the task still unknown, a name any task the spec allows would log passes here, and
+    `Spec.for_task` checks again once the data have said which task it is.
+    """
+    metrics = spec.train.metrics
+    errors: dict[str, str] = {}
+    for task in [spec.task] if spec.task else TASKS:
+        try:
+            check_metrics(task, metrics)
+        except ValueError as exc:
+            errors[task] = str(exc)
+    tasks = [task for task in ([spec.task] if spec.task else TASKS) if task not in errors]
+    if not tasks:
+        raise SpecError(f"train.metrics: {next(iter(errors.values()))}", source=source)
+    logged = list(dict.fromkeys(name for task in tasks for name in logged_metrics(task, metrics)))
+    where = f"task {spec.task}" if spec.task else f"any task ({', '.join(tasks)})"
+
+    def check(metric: str, field: str) -> None:
+        if metric not in logged:
+            raise SpecError(
+                f"{field}: {metric!r} is not a metric the compiled model logs for {where}; it logs: "
+                f"{', '.join(logged)} (add the metric to train.metrics)",
+                source=source,
+            )
+
+    objective = spec.objective
+    metric = objective.metric or (TASK_INFO[spec.task].objective if spec.task else None)
+    if metric is None:  # the task's default, once the data say which task it is
+        if spec.train.monitor is not None:
+            check(spec.train.monitor, "train.monitor")
+            _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction", source)
+        return spec
+    check(metric, "objective.metric")
+    direction = _direction(metric, objective.direction, "objective.direction", source)
+    if spec.train.monitor is not None and spec.train.monitor != metric:
+        check(spec.train.monitor, "train.monitor")
+        _direction(spec.train.monitor, spec.train.monitor_direction, "train.monitor_direction", source)
+    return spec.model_copy(update={"objective": ObjectiveSpec(metric=metric, direction=direction)})
+
+
 def parse_spec(raw: Any, source: str | None = None) -> Spec:
     """Validate plain data (as loaded from YAML) into a `Spec`, or raise one-line `SpecError`."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"expected a mapping at the top level, got {type(raw).__name__}", source=source)
     data = dict(raw)
+    _check_dataset_keys(data.get("dataset"), source)
     allowed: set[str] | None = set()
     try:
         if isinstance(data.get("model"), Mapping):
@@ -272,11 +398,17 @@ def parse_spec(raw: Any, source: str | None = None) -> Spec:
         if data.get("space") is None:
             raise SpaceError("space", "required field is missing")
         data["space"] = Space.parse(data["space"], allowed)
-        return Spec.model_validate(data)
+        spec = Spec.model_validate(data)
     except SpaceError as exc:
         raise SpecError(str(exc), source=source) from None
     except ValidationError as exc:
         raise SpecError(_format(exc, data), source=source) from None
+    try:  # a grid with a range in it is known now, before an engine opens any store
+        if "grid" in (spec.engine.sampler, spec.engine.tuner):
+            spec.space.grid_points("grid sampler" if spec.engine.sampler == "grid" else "grid tuner")
+    except SpaceError as exc:
+        raise SpecError(str(exc), source=source) from None
+    return _check_metrics(spec, source)
 
 
 def builtin_names() -> list[str]:

@@ -152,14 +152,16 @@ def test_npz_bad_labels(tmp_path: Path, y: np.ndarray, message: str):
     path = tmp_path / "labels.npz"
     np.savez(path, x_train=np.zeros((20, 2)), y_train=y)
     with pytest.raises(DatasetError, match=message):
-        load_dataset(f"npz:{path}")
+        load_dataset(f"npz:{path}", task="classification")
 
 
-def test_npz_integral_float_labels_are_accepted(tmp_path: Path):
+def test_npz_integral_float_labels_are_class_ids_when_the_task_says_so(tmp_path: Path):
     path = tmp_path / "labels.npz"
     np.savez(path, x_train=np.zeros((20, 2)), y_train=(np.arange(20) % 3).astype(float))
-    data = load_dataset(f"npz:{path}")
+    data = load_dataset(f"npz:{path}", task="classification")
     assert data.y_train.dtype.kind == "i" and data.num_classes == 3
+    inferred = load_dataset(f"npz:{path}")  # floats, with no task given: regression targets
+    assert inferred.task == "regression" and inferred.y_train.shape == (16, 1)
 
 
 def test_image_size_needs_images(tmp_path: Path):

@@ -24,7 +24,7 @@ def test_names_match_the_seeds():
     assert OPTIMIZERS == ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam")
     assert MOMENTUM_OPTIMIZERS == ("momentum", "nesterov")
     assert MODELS == ("mlp", "cnn", "alexnet")
-    assert DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10")
+    assert DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10", "breast_cancer", "diabetes")
     assert set(MODEL_OPTIONS) == set(MODELS)
 
 

@@ -40,9 +40,11 @@ def test_momentum_is_conditional_on_the_sgd_variants() -> None:
 
 def test_grid_needs_value_lists() -> None:
     space = _space(optimizer={"choices": ["sgd", "adam"]}, learning_rate={"choices": [0.01, 0.1]})
-    assert space.grid() == {"optimizer": ["sgd", "adam"], "learning_rate": [0.01, 0.1]}
+    assert space.grid_points() == [
+        {"optimizer": o, "learning_rate": lr} for o in ("sgd", "adam") for lr in (0.01, 0.1)
+    ]
     with pytest.raises(SpaceError, match="space.dropout: the grid sampler needs a list of values"):
-        _space(dropout={"low": 0.0, "high": 0.5}).grid()
+        _space(dropout={"low": 0.0, "high": 0.5}).grid_points()
 
 
 def test_describe() -> None:

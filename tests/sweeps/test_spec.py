@@ -41,8 +41,35 @@ def base() -> dict:
         ("trainn", {}, "trainn: unknown key 'trainn' in top level (did you mean 'train'?)"),
         ("train.epoch", 3, "train.epoch: unknown key 'epoch' in train (did you mean 'epochs'?)"),
         ("train.epochs", 0, "train.epochs: Input should be greater than or equal to 1"),
-        ("objective.metric", "val_acc", "objective.metric: unknown metric 'val_acc'"),
+        (
+            "objective.metric",
+            "val_acc",
+            "objective.metric: 'val_acc' is not a metric the compiled model logs",
+        ),
         ("engine.sampler", "annealing", "engine.sampler: Input should be"),
+        ("task", "ranking", "task: Input should be 'classification', 'binary' or 'regression'"),
+        (
+            "train.monitor",
+            "val_f1",
+            "train.monitor: 'val_f1' is not a metric the compiled model logs for any task",
+        ),
+        (
+            "train.loss",
+            "not a loss",
+            "train.loss: 'not a loss' is not a loss: expected a Keras loss identifier",
+        ),
+        (
+            "train.metrics",
+            ["auc", "top_5_accuracy"],
+            "train.metrics: metric 'auc' scores 0/1 labels (task binary), not task classification",
+        ),
+        (
+            "dataset.validaton_split",
+            0.1,
+            "dataset.validaton_split: unknown key 'validaton_split' in dataset (did you mean",
+        ),
+        ("dataset.color_mode", "grayscale", "dataset.color_mode: only for image folders (dir:PATH)"),
+        ("dataset.name", "dir:", "dataset.name: unknown dataset 'dir:'"),
         ("budget.trials", 0, "budget.trials"),
         ("name", "has space", "name: 'has space' must be letters"),
     ],
@@ -78,8 +105,10 @@ def test_defaults_fill_the_space() -> None:
         }
     )
     assert spec.space.fixed() == {"optimizer": "adam", "dropout": 0.0, "patience": 2}
-    assert spec.monitor == "val_accuracy"  # monitor defaults to the objective metric
-    assert spec.objective.direction == "maximize"
+    assert spec.task is None and spec.objective.metric is None  # both wait for the data
+    classifier = spec.for_task("classification")
+    assert classifier.monitor == "val_accuracy"  # monitor defaults to the objective metric
+    assert classifier.objective.direction == "maximize"
     loss = parse_spec({**spec.raw(), "objective": {"metric": "val_loss"}})
     assert loss.objective.direction == "minimize"
 
@@ -141,3 +170,43 @@ def test_overrides_and_fixed_config(base: dict) -> None:
     assert (spec.budget.trials, spec.train.epochs) == (3, 2)
     one = spec.with_fixed({"optimizer": "adam", "learning_rate": 0.01, "dropout": 0.1, "patience": 2})
     assert one.space.searched == []
+
+
+def test_the_objective_and_the_monitor_name_any_metric_the_model_logs(base: dict) -> None:
+    regression = {**base, "task": "regression", "objective": {"metric": "val_mae"}}
+    spec = parse_spec(regression)
+    assert (spec.objective.metric, spec.objective.direction, spec.monitor_direction) == (
+        "val_mae",
+        "minimize",
+        "minimize",
+    )
+    own = apply_overrides(
+        base,
+        {
+            "train.metrics": ["accuracy", "pkg.scores:kappa"],
+            "train.monitor": "val_kappa",
+            "objective.metric": "val_loss",
+        },
+    )
+    with pytest.raises(SpecError, match="train.monitor_direction: cannot tell whether 'val_kappa' is to be"):
+        parse_spec(own)
+    own["train"]["monitor_direction"] = "maximize"
+    assert parse_spec(own).monitor_direction == "maximize"
+    binary = parse_spec({**base, "task": "binary", "objective": {}})
+    assert (binary.objective.metric, binary.objective.direction) == ("val_auc", "maximize")
+
+
+def test_a_spec_is_checked_against_its_task_without_importing_keras() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from sweeps.spec.schema import load_spec\n"
+        "for name in ('breast_cancer_binary', 'diabetes_regression'):\n"
+        "    load_spec(name)\n"
+        "assert len(load_spec('fashion_mnist_seed001').space.grid_points()) == 7\n"
+        "heavy = {'keras', 'tensorflow', 'sklearn', 'optuna', 'mlflow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], check=True)
