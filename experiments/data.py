@@ -15,6 +15,7 @@ import numpy as np
 from experiments.errors import DatasetError
 from experiments.images import resize_bilinear
 from experiments.sources import RawData, load_raw
+from experiments.validation import check_arrays, check_class_ids
 
 __all__ = ["Dataset", "DatasetError", "load_dataset"]
 
@@ -57,17 +58,22 @@ def load_dataset(
     as seed 003 keeps 700/300 MNIST samples. ``image_size`` resizes images to a square.
 
     Raises:
-        DatasetError: unknown name, unreadable file, malformed labels, or a size larger
-            than its split.
+        DatasetError: unknown name, unreadable file, NaN or infinite values, malformed
+            labels, or a size larger than its split.
+
+    Warns:
+        DatasetWarning: class ids that are not the contiguous 0..C-1.
     """
     if not 0.0 < validation_split < 1.0:
         raise DatasetError(f"validation_split must be in (0, 1); got {validation_split!r}")
     raw = load_raw(name)
+    check_arrays(name, {f"{k}_{s}": getattr(raw, f"{k}_{s}") for s in ("train", "val", "test") for k in "xy"})
     y_train = _labels(raw.y_train, raw.x_train, "train")
     y_val = None if raw.y_val is None else _labels(raw.y_val, raw.x_val, "val")
     y_test = None if raw.y_test is None else _labels(raw.y_test, raw.x_test, "test")
     if not y_train.size:
         raise DatasetError(f"dataset {name!r} has no training samples")
+    check_class_ids({"y_train": y_train, "y_val": y_val, "y_test": y_test}, name)
     num_classes = 1 + max(int(y.max()) for y in (y_train, y_val, y_test) if y is not None and y.size)
 
     rng = np.random.default_rng(seed)

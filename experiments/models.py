@@ -42,7 +42,7 @@ def build_model(
 
     Raises:
         ModelError: unknown name or option, an option value the network cannot use, or a
-            user builder that cannot be imported or does not return a ``keras.Model``.
+            user builder that cannot be imported, raises, or does not return a ``keras.Model``.
     """
     if not 0.0 <= dropout < 1.0:
         raise ModelError(f"dropout must be in [0, 1); got {dropout!r}")
@@ -123,7 +123,10 @@ def _build_user(
     builder = getattr(module, function_name, None)
     if not callable(builder):
         raise ModelError(f"user builder {name!r}: module {module_name!r} has no function {function_name!r}")
-    model = builder(input_shape=input_shape, num_classes=num_classes, dropout=dropout, **options)
+    try:
+        model = builder(input_shape=input_shape, num_classes=num_classes, dropout=dropout, **options)
+    except Exception as exc:  # the builder's own error for this config: it would raise again
+        raise ModelError(f"user builder {name!r} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, keras.Model):
         raise ModelError(f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model")
     return model
