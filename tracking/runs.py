@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,6 +32,9 @@ from tracking.store import artifact_location
 log = logging.getLogger(__name__)
 
 
+_RUN_ID = re.compile(r"\brun ([0-9a-f]{32})\b")
+
+
 @dataclass
 class Faults:
     """Queued writes that failed; the sweep goes on and says at the end what was not recorded."""
@@ -38,9 +42,45 @@ class Faults:
     items: list[str] = field(default_factory=list)
 
     def add(self, what: str, exc: BaseException) -> None:
-        message = f"{what}: {type(exc).__name__}: {exc}"
-        log.warning("not recorded: %s", message)
+        """Keep a failed write; the first is also logged as it happens (the rest would only
+        repeat it while a store is down: they are listed at the end)."""
+        from tracking.probe import short_cause
+
+        message = f"{what}: {type(exc).__name__}: {short_cause(exc)}"
+        if self.items:
+            log.debug("not recorded: %s", message)
+        else:
+            log.warning("not recorded: %s (what else is not recorded is listed at the end)", message)
         self.items.append(message)
+
+    def skip(self, what: str, reason: str) -> None:
+        """A write not even tried (the store had failed)."""
+        self.items.append(f"{what}: not tried ({reason})")
+
+    def lines(self) -> list[str]:
+        """The faults for a person: the writes of one run as one line, repeats counted."""
+        by_run: dict[str, list[str]] = {}
+        other: dict[str, int] = {}
+        for item in self.items:
+            found = _RUN_ID.search(item)
+            if found:
+                by_run.setdefault(found.group(1), []).append(item)
+            else:
+                other[item] = other.get(item, 0) + 1
+        lines = [item if n == 1 else f"{item} (x{n})" for item, n in other.items()]
+        for run_id, items in by_run.items():
+            if len(items) == 1:
+                lines.append(items[0])
+                continue
+            kinds = []
+            for item in items:
+                what = _RUN_ID.sub("run", item.split(": ", 1)[0])
+                kind = re.sub(r"^(trial )?run (epoch \d+ )?", "", what) or "write"
+                kind = "epoch metrics" if re.match(r"^(trial )?run epoch \d+", what) else kind
+                if kind not in kinds:
+                    kinds.append(kind)
+            lines.append(f"run {run_id}: {len(items)} writes ({', '.join(kinds)}); first: {items[0]}")
+        return lines
 
 
 # A trial's state -> the MLflow run status it ends with (pruned and complete: FINISHED).
@@ -106,7 +146,7 @@ class SweepTracker:
 
         def guarded() -> None:
             if to_mlflow and self._stopped is not None:
-                self.faults.items.append(f"{what}: not tried ({self._stopped})")
+                self.faults.skip(what, self._stopped)
                 return
             try:
                 fn(*args)
@@ -187,7 +227,13 @@ class SweepTracker:
             tags.CONFIG: json.dumps(dict(config)),
             **(extra_tags or {}),
         }
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        except Exception as exc:
+            from tracking.probe import short_cause
+
+            self.faults.items.append(f"trial {number}: its run could not be created ({short_cause(exc)})")
+            raise
         run_id = run.info.run_id
         all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
         self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)

@@ -101,7 +101,7 @@ def _interrupt_note(opened: _Opened) -> str:
     parts += sweep.notes
     if not parts:
         parts.append("no trial was in progress")
-    parts += [f"not recorded: {fault}" for fault in sweep.tracker.faults.items]
+    parts += [f"not recorded: {fault}" for fault in sweep.tracker.faults.lines()]
     return "; ".join(parts)
 
 

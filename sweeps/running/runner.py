@@ -303,7 +303,7 @@ class Sweep:
             tracking_uri=self.uri,
             parent_run_id=self.parent,
             trials=trials,
-            faults=list(self.tracker.faults.items),
+            faults=self.tracker.faults.lines(),
             trials_run=self.trials_run,
             already_spent=self._already_spent(reason),
             interrupted=list(self.tracker.interrupted),
