@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import optuna
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import sweep_cli
 from tracking import tags
 
 # One short trial: 1 epoch of an MLP(8) on 300 digit images.
@@ -71,3 +75,21 @@ def assert_consistent(uri: str, journal: Path, sweep: str) -> None:
     for parent in {r.data.tags[tags.PARENT] for r in trial_runs}:
         numbers = [int(r.data.tags[tags.TRIAL]) for r in trial_runs if r.data.tags[tags.PARENT] == parent]
         assert len(numbers) == len(set(numbers)), f"a trial recorded twice under parent {parent}"
+
+
+@pytest.fixture(scope="session")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A finished 2-trial sweep of TINY (sgd, adam) and its `sweep run`; tests work on copies."""
+    folder = tmp_path_factory.mktemp("swept")
+    write_spec(folder, TINY)
+    result = sweep_cli("run", "spec.yaml", cwd=folder, env={"TF_CPP_MIN_LOG_LEVEL": ""})
+    assert result.returncode == 0, result.stderr
+    return folder, result
+
+
+@pytest.fixture
+def sweep_dir(swept: tuple[Path, Any], tmp_path: Path) -> Path:
+    """The finished sweep's folder, copied (its artifact paths point at the original)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(swept[0], folder)
+    return folder

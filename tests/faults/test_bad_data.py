@@ -47,6 +47,7 @@ def test_nan_or_infinity_in_the_data_exits_2_and_writes_nothing(workdir: Path, p
     assert sorted(p.name for p in workdir.iterdir()) == ["data.npz", "spec.yaml"]  # no store touched
 
 
+@pytest.mark.slow
 def test_labels_with_gaps_warn_once_on_the_console_with_workers(tracking_uri: str, workdir: Path) -> None:
     digits_npz(workdir / "data.npz", labels_from=1)  # 1..10: class 0 never occurs
     write_spec(workdir, {**TINY, "dataset": {"name": "npz:data.npz"}, "budget": {"trials": 2}})

@@ -3,7 +3,6 @@ budget change continues, and `--restart` starts afresh, keeping the old sweep wh
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import optuna
@@ -13,24 +12,6 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import sweep_cli
 from tests.faults.conftest import TINY, assert_consistent, journal_study, runs_by_role, snapshot, write_spec
 from tracking import tags
-
-
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 2-trial sweep (sgd, adam); each test works on a copy of its folder."""
-    folder = tmp_path_factory.mktemp("swept")
-    write_spec(folder, TINY)
-    result = sweep_cli("run", "spec.yaml", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    return folder
-
-
-@pytest.fixture
-def sweep_dir(swept: Path, tmp_path: Path) -> Path:
-    """The sweep's folder, copied (the artifact paths point at the original: only read)."""
-    folder = tmp_path / "copy"
-    shutil.copytree(swept, folder)
-    return folder
 
 
 def _journal_lines(folder: Path) -> int:
@@ -60,6 +41,7 @@ def test_changed_search_exits_2_with_the_differences_and_touches_nothing(sweep_d
     assert _journal_lines(sweep_dir) == lines  # not one write to the study
 
 
+@pytest.mark.slow
 def test_budget_and_description_changes_continue_the_sweep(sweep_dir: Path) -> None:
     write_spec(sweep_dir, {**TINY, "description": "now with a longer budget", "budget": {"trials": 3}})
     result = sweep_cli("run", "spec.yaml", cwd=sweep_dir)
@@ -68,6 +50,7 @@ def test_budget_and_description_changes_continue_the_sweep(sweep_dir: Path) -> N
     assert len(journal_study(sweep_dir / "optuna.journal", "tiny").trials) == 3
 
 
+@pytest.mark.slow
 def test_restart_keeps_the_old_sweep_and_starts_a_new_one(sweep_dir: Path) -> None:
     uri = f"sqlite:///{sweep_dir / 'mlflow.db'}"
     client = MlflowClient(uri)

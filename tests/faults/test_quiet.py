@@ -7,23 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, sweep_cli
 from tests.faults.conftest import TINY, write_spec
 
 NOISE = ("oneDNN", "cuda drivers", "absl::InitializeLog", "cuInit", "I0000", "W0000")
 
 
-def test_sweep_run_prints_only_its_own_lines(tracking_uri: str, workdir: Path) -> None:
-    write_spec(workdir, {**TINY, "budget": {"trials": 1}})
-    result = sweep_cli(
-        "run", "spec.yaml", "--tracking-uri", tracking_uri, cwd=workdir, env={"TF_CPP_MIN_LOG_LEVEL": ""}
-    )
-    assert result.returncode == 0, result.stderr
+def test_sweep_run_prints_only_its_own_lines(swept) -> None:
+    _, result = swept  # a whole `sweep run`, with TensorFlow left to its default log level
     assert result.stdout.splitlines()[0].startswith("devices: backend tensorflow")
     for noise in NOISE:
         assert noise not in result.stderr and noise not in result.stdout, noise
 
 
+@pytest.mark.slow
 def test_verbose_shows_tensorflows_lines(tracking_uri: str, workdir: Path) -> None:
     write_spec(workdir, {**TINY, "budget": {"trials": 1}})
     result = sweep_cli(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT, sweep_cli
@@ -50,6 +51,7 @@ def test_a_fixed_config_with_nan_loss_is_trained_once(tracking_uri: str, workdir
     assert len(journal_study(workdir / "optuna.journal", "diverges").trials) == 1  # not trained again
 
 
+@pytest.mark.slow
 def test_a_grid_point_whose_model_cannot_be_built_counts_as_done(tracking_uri: str, workdir: Path) -> None:
     (workdir / "picky.py").write_text(PICKY_BUILDER)
     spec = {
@@ -80,6 +82,7 @@ def test_a_grid_point_whose_model_cannot_be_built_counts_as_done(tracking_uri: s
     assert_consistent(tracking_uri, workdir / "optuna.journal", "grid")
 
 
+@pytest.mark.slow
 def test_kerastuner_stops_a_fixed_config_after_its_nan_loss(tracking_uri: str, workdir: Path) -> None:
     write_spec(workdir, {**DIVERGES, "engine": {"name": "kerastuner", "tuner": "random"}})
     result = sweep_cli("run", "spec.yaml", "--tracking-uri", tracking_uri, cwd=workdir)

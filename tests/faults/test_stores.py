@@ -111,3 +111,15 @@ def test_spec_that_is_not_a_spec_file_says_so(workdir: Path, make, expected: str
     result = sweep_cli("run", "spec.yaml", cwd=workdir, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == expected
+
+
+def test_damaged_kerastuner_project_exits_2(workdir: Path) -> None:
+    project = workdir / "kerastuner" / "tiny"
+    project.mkdir(parents=True)
+    (project / "oracle.json").write_text('{"ongoing_trials": {')  # cut off mid-write
+    write_spec(workdir, {**TINY, "engine": {"name": "kerastuner", "tuner": "random"}})
+    result = sweep_cli("run", "spec.yaml", cwd=workdir, timeout=60)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: KerasTuner project {project}: oracle.json cannot be read")
+    assert not (workdir / "mlflow.db").exists()
