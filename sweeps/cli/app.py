@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,9 +26,8 @@ from sweeps.cli.common import (
     quiet_libraries,
     show_warnings_as_lines,
     user_errors,
-    verbose,
 )
-from sweeps.cli.quiet import VERBOSE_ENV, native_stderr_filtered, quiet_tensorflow
+from sweeps.cli.quiet import VERBOSE_ENV, quiet_tensorflow
 from sweeps.cli.report import compare, report
 
 if TYPE_CHECKING:
@@ -200,8 +199,7 @@ def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -
 
     in_process = workers == 1 and gpus is None  # else only the workers import the backend
     try:
-        with native_stderr_filtered() if not verbose() else nullcontext():  # a failed cuInit, logged
-            devices = discover(probe_backend=in_process)
+        devices = discover(probe_backend=in_process)
         typer.echo("devices: " + device_line(devices, workers, gpus, workers_per_gpu))
     except DeviceError as exc:
         fail(str(exc))

@@ -6,8 +6,8 @@ its shared libraries, before Python logging exists and whatever TF_CPP_MIN_LOG_L
 level 3; TF_ENABLE_ONEDNN_OPTS=0 would silence one of them by making the CPU slower). So
 the first import of tensorflow, whichever module triggers it, runs with fd 2 pointed at a
 temporary file; afterwards the known start-up lines are dropped and every other line (a
-real error) is written to stderr as it came. The same filter covers the first device
-probe, which logs a failed cuInit on machines without a GPU driver.
+real error) is written to stderr as it came. TensorFlow's first look for GPUs, which logs a
+failed cuInit on machines without a GPU driver, is made inside the same filter.
 """
 
 from __future__ import annotations
@@ -78,6 +78,16 @@ def native_stderr_filtered() -> Iterator[None]:
                 sys.stderr.flush()
 
 
+def _find_devices(tensorflow: ModuleType) -> None:
+    """Let TensorFlow look for GPUs now, inside the filter: the first look logs a failed cuInit
+    on machines without a GPU driver, whichever later call makes it. (Listing devices does not
+    initialise them, so memory growth can still be set afterwards.)"""
+    try:
+        tensorflow.config.list_physical_devices()
+    except Exception:  # an import that half worked still reports its own errors later
+        pass
+
+
 class _QuietLoader(importlib.abc.Loader):
     """Runs the real loader of `tensorflow` inside `native_stderr_filtered`."""
 
@@ -92,6 +102,7 @@ class _QuietLoader(importlib.abc.Loader):
         try:
             with native_stderr_filtered():
                 self._loader.exec_module(module)
+                _find_devices(module)
         finally:  # the module keeps its own loader, as if it had been imported plainly
             module.__loader__ = self._loader
             if spec is not None:
