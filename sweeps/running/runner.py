@@ -132,7 +132,9 @@ def _store_errors(uri: str, storage: str | None) -> Iterator[None]:
         if store is None:
             raise
         label = (
-            f"MLflow store {redact(uri)}" if store == "MLflow" else f"Optuna storage {storage or 'journal'}"
+            f"MLflow store {redact(uri)}"
+            if store == "MLflow"
+            else f"Optuna storage {redact(storage or 'journal')}"
         )
         raise StoreError(f"{label}: {short_cause(exc)}") from exc
 
