@@ -10,6 +10,8 @@ Example:
     'out_of_memory'
     >>> failure_reason(ValueError("bad shape"))
     'exception'
+    >>> failure_reason(ModelError("no such option"))
+    'model_error'
 """
 
 from __future__ import annotations
@@ -81,8 +83,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def failure_reason(exc: BaseException) -> str:
-    """The reason a trial that raised ``exc`` is recorded with: out_of_memory or exception."""
-    return "out_of_memory" if is_out_of_memory(exc) else "exception"
+    """The reason a trial that raised ``exc`` is recorded with: out_of_memory, model_error (the
+    model cannot be built for this config), config_error (a value `train` rejects), or
+    exception. The middle two repeat whenever the config is tried again."""
+    from experiments.errors import ConfigError, ModelError
+
+    if is_out_of_memory(exc):
+        return "out_of_memory"
+    if isinstance(exc, ModelError):
+        return "model_error"
+    if isinstance(exc, ConfigError):
+        return "config_error"
+    return "exception"
 
 
 def release_memory() -> None:

@@ -19,6 +19,7 @@ from experiments.images import resize_bilinear
 from experiments.sources import RawData, load_raw
 from experiments.streams import StreamedDataset, StreamSource, load_streams
 from experiments.tasks import count_classes, infer_task, output_shape, prepare_targets
+from experiments.validation import check_arrays, check_class_ids
 
 __all__ = ["Data", "Dataset", "DatasetError", "StreamedDataset", "load_dataset"]
 
@@ -77,8 +78,11 @@ def load_dataset(
     Streams a dataset function returns come back as a `StreamedDataset`, used as they are.
 
     Raises:
-        DatasetError: unknown name, unreadable file, targets the task cannot take, or a
-            size larger than its split.
+        DatasetError: unknown name, unreadable file, NaN or infinite values, targets the
+            task cannot take, or a size larger than its split.
+
+    Warns:
+        DatasetWarning: class ids that are not the contiguous 0..C-1.
     """
     if not 0.0 < validation_split < 1.0:
         raise DatasetError(f"validation_split must be in (0, 1); got {validation_split!r}")
@@ -86,12 +90,15 @@ def load_dataset(
     if isinstance(raw, StreamSource):
         _streams_take_no_subsets(name, train_size, val_size, test_size, image_size)
         return load_streams(name, raw, task)
+    check_arrays(name, {f"{k}_{s}": getattr(raw, f"{k}_{s}") for s in ("train", "val", "test") for k in "xy"})
     task = task or infer_task(raw.y_train)
     y_train = prepare_targets(task, raw.y_train, len(raw.x_train), "train")
     y_val = None if raw.y_val is None else prepare_targets(task, raw.y_val, len(raw.x_val), "val")
     y_test = None if raw.y_test is None else prepare_targets(task, raw.y_test, len(raw.x_test), "test")
     if not y_train.size:
         raise DatasetError(f"dataset {name!r} has no training samples")
+    if task == "classification":
+        check_class_ids({"y_train": y_train, "y_val": y_val, "y_test": y_test}, name)
     num_classes = count_classes(task, y_train, y_val, y_test)
 
     rng = np.random.default_rng(seed)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "DatasetError", "ModelError", "did_you_mean"]
+__all__ = ["ConfigError", "DatasetError", "DatasetWarning", "ModelError", "did_you_mean"]
 
 
 class DatasetError(ValueError):
     """A dataset name, file or size that cannot be loaded as asked."""
+
+
+class DatasetWarning(UserWarning):
+    """Data that load and train, but probably not as meant (e.g. class ids with gaps)."""
 
 
 class ModelError(ValueError):

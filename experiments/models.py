@@ -51,8 +51,8 @@ def build_model(
 
     Raises:
         ModelError: unknown name or option, an option value the network cannot use, or a
-            user builder that cannot be imported, does not return a ``keras.Model``, or
-            returns one whose output does not have ``output_shape``.
+            user builder that cannot be imported, raises, does not return a ``keras.Model``,
+            or returns one whose output does not have ``output_shape``.
     """
     if not 0.0 <= dropout < 1.0:
         raise ModelError(f"dropout must be in [0, 1); got {dropout!r}")
@@ -138,7 +138,10 @@ def _build_user(
     for key, value in (("task", task), ("output_shape", output_shape)):
         if _takes(builder, key):
             arguments[key] = value
-    model = builder(**arguments)
+    try:
+        model = builder(**arguments)
+    except Exception as exc:  # the builder's own error for this config: it would raise again
+        raise ModelError(f"user builder {name!r} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, keras.Model):
         raise ModelError(f"user builder {name!r} returned {type(model).__name__}; expected a keras.Model")
     got = tuple(model.output_shape[1:]) if not isinstance(model.output_shape, list) else None

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from experiments.errors import DatasetError, did_you_mean
-from experiments.finite import check_finite
 from experiments.images import per_image_standardization
 from experiments.imports import load_object
 from experiments.registry import DATASETS, DIR_PREFIX, NPZ_PREFIX, is_dataset_function, is_dir, is_npz
@@ -156,9 +155,6 @@ def _from_arrays(
             "(required: x_train, y_train; optional pairs: x_val with y_val, x_test with y_test)"
         )
     found = {key: np.asarray(value) for key, value in arrays.items() if value is not None}
-    for key, value in found.items():
-        if key.startswith("x_"):
-            check_finite(value, key)
     return RawData(
         x_train=found["x_train"],
         y_train=found["y_train"],
@@ -204,7 +200,6 @@ def _load_dir(path: Path, image_size: int | None, color_mode: str) -> RawData:
         raise DatasetError(f"image folder {str(path)!r} holds no images Keras can read (jpeg, png, bmp, gif)")
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
-    check_finite(x, f"images of {str(path)!r}")
     return RawData(x_train=x, y_train=y, x_test=None, y_test=None, prepare=_scale_pixels)
 
 

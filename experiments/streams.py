@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from experiments.errors import DatasetError
-from experiments.finite import check_finite
 from experiments.tasks import infer_task, output_shape, prepare_targets
+from experiments.validation import check_finite
 
 __all__ = [
     "CHECKED_BATCHES",
@@ -101,7 +101,7 @@ def _batches(stream: Any, count: int, what: str) -> list[tuple[np.ndarray, np.nd
                 f"{what}: batch {i} must be batched, x of shape (batch, ...) and y of shape (batch, ...); "
                 f"got x {x.shape} and y {y.shape} (call .batch() on a tf.data.Dataset)"
             )
-        batches.append((check_finite(x, f"x of {what} batch {i}"), y))
+        batches.append((check_finite(f"x of {what} batch {i}", x), y))
     return batches
 
 

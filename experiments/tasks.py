@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from experiments.errors import DatasetError
-from experiments.finite import check_finite
+from experiments.validation import check_finite
 
 __all__ = [
     "TASKS",
@@ -91,7 +91,7 @@ def prepare_targets(
     if task == "regression":
         if not np.issubdtype(y.dtype, np.number):
             raise DatasetError(f"{name} must hold numbers for task regression; got dtype {y.dtype}")
-        y = check_finite(y, name).astype(np.float32)
+        y = check_finite(name, y).astype(np.float32)
         return y[:, np.newaxis] if y.ndim == 1 else y
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]

@@ -29,3 +29,12 @@ class ReportError(SweepError):
 
 class SweepFailed(SweepError):
     """The sweep could not go on (too many failed trials in a row, a worker died): exit code 1."""
+
+
+class StoreError(SweepError):
+    """A store (MLflow, or the engine's Optuna storage or KerasTuner project) that cannot be
+    used, or that failed mid-sweep: names the store, its URI and the cause."""
+
+
+class SpecChanged(SweepError):
+    """A sweep re-run with a spec whose search differs from the one it was started with."""

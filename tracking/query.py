@@ -48,6 +48,7 @@ def trial_row(run: Run) -> dict[str, Any]:
         "state": t.get(tags.STATE, ""),
         "status": run.info.status,
         "engine": t.get(tags.ENGINE, run.data.params.get("engine", "")),
+        "parent_run_id": t.get(tags.PARENT, ""),
         "value": m.get(f"best_{objective}"),
     }
     row.update(json.loads(t.get(tags.CONFIG, "{}")))
@@ -57,10 +58,14 @@ def trial_row(run: Run) -> dict[str, Any]:
     return row
 
 
-def trials_frame(tracking_uri: str, sweep: str) -> pd.DataFrame:
-    """A sweep's trials, one row each, in trial order."""
+def trials_frame(tracking_uri: str, sweep: str, parent: str | None = None) -> pd.DataFrame:
+    """A sweep's trials, one row each, in trial order; with `parent`, only those nested under
+    that parent run (one engine's, since a restart: the current search's)."""
     client = MlflowClient(tracking_uri)
-    return pd.DataFrame([trial_row(run) for run in trial_runs(client, sweep)])
+    runs = trial_runs(client, sweep)
+    if parent is not None:
+        runs = [run for run in runs if run.data.tags.get(tags.PARENT) == parent]
+    return pd.DataFrame([trial_row(run) for run in runs])
 
 
 def sweeps_frame(tracking_uri: str) -> pd.DataFrame:

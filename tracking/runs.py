@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,6 +32,9 @@ from tracking.store import artifact_location
 log = logging.getLogger(__name__)
 
 
+_RUN_ID = re.compile(r"\brun ([0-9a-f]{32})\b")
+
+
 @dataclass
 class Faults:
     """Queued writes that failed; the sweep goes on and says at the end what was not recorded."""
@@ -38,13 +42,56 @@ class Faults:
     items: list[str] = field(default_factory=list)
 
     def add(self, what: str, exc: BaseException) -> None:
-        message = f"{what}: {type(exc).__name__}: {exc}"
-        log.warning("not recorded: %s", message)
+        """Keep a failed write; the first is also logged as it happens (the rest would only
+        repeat it while a store is down: they are listed at the end)."""
+        from tracking.probe import short_cause
+
+        message = f"{what}: {type(exc).__name__}: {short_cause(exc)}"
+        if self.items:
+            log.debug("not recorded: %s", message)
+        else:
+            log.warning("not recorded: %s (what else is not recorded is listed at the end)", message)
         self.items.append(message)
+
+    def skip(self, what: str, reason: str) -> None:
+        """A write not even tried (the store had failed)."""
+        self.items.append(f"{what}: not tried ({reason})")
+
+    def lines(self) -> list[str]:
+        """The faults for a person: the writes of one run as one line, repeats counted."""
+        by_run: dict[str, list[str]] = {}
+        other: dict[str, int] = {}
+        for item in self.items:
+            found = _RUN_ID.search(item)
+            if found:
+                by_run.setdefault(found.group(1), []).append(item)
+            else:
+                other[item] = other.get(item, 0) + 1
+        lines = [item if n == 1 else f"{item} (x{n})" for item, n in other.items()]
+        for run_id, items in by_run.items():
+            if len(items) == 1:
+                lines.append(items[0])
+                continue
+            kinds = []
+            for item in items:
+                what = _RUN_ID.sub("run", item.split(": ", 1)[0])
+                kind = re.sub(r"^(trial )?run (epoch \d+ )?", "", what) or "write"
+                kind = "epoch metrics" if re.match(r"^(trial )?run epoch \d+", what) else kind
+                if kind not in kinds:
+                    kinds.append(kind)
+            lines.append(f"run {run_id}: {len(items)} writes ({', '.join(kinds)}); first: {items[0]}")
+        return lines
 
 
 # A trial's state -> the MLflow run status it ends with (pruned and complete: FINISHED).
 RUN_STATUS = {"failed": "FAILED", "interrupted": "KILLED"}
+# Why a trial run was closed by a later process (`SweepTracker.abandon`), as its error tag says.
+ABANDONED = {
+    "worker_lost": "the worker running this trial died before it finished",
+    "not_recorded": "the tracking store failed while this trial's results were written; "
+    "the study does not count it",
+    "store_failed": "a store failed before this trial finished, and the sweep stopped",
+}
 
 
 def _yield_to_training() -> None:
@@ -82,11 +129,25 @@ class SweepTracker:
         self._pending: list[Future[None]] = []
         self._pending_lock = threading.Lock()  # trials' system-metrics samplers submit too
         self._samplers: set[Any] = set()  # system-metrics samplers of trials still open
+        self._stopped: str | None = None  # why queued MLflow writes are no longer tried
+        self.interrupted: list[int] = []  # trials whose runs were closed as interrupted
+        self._open: dict[str, TrialRecorder] = {}  # trial runs opened by this tracker
 
-    def submit(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue a write on the writer thread; a failure is kept in `faults`, never raised."""
+    def stop_writing(self, reason: str) -> None:
+        """The store failed: skip the MLflow writes still queued (each would retry and fail)."""
+        self._stopped = reason
+
+    def submit(self, what: str, fn: Callable[..., Any], *args: Any, to_mlflow: bool = True) -> None:
+        """Queue a write on the writer thread; a failure is kept in `faults`, never raised.
+
+        Once `stop_writing` was called (the store failed), MLflow writes still queued are not
+        tried, only listed as not recorded; other queued work (`to_mlflow=False`) still runs.
+        """
 
         def guarded() -> None:
+            if to_mlflow and self._stopped is not None:
+                self.faults.skip(what, self._stopped)
+                return
             try:
                 fn(*args)
             except Exception as exc:
@@ -166,11 +227,18 @@ class SweepTracker:
             tags.CONFIG: json.dumps(dict(config)),
             **(extra_tags or {}),
         }
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
+        except Exception as exc:
+            from tracking.probe import short_cause
+
+            self.faults.items.append(f"trial {number}: its run could not be created ({short_cause(exc)})")
+            raise
         run_id = run.info.run_id
         all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
         self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)
-        recorder = TrialRecorder(self, run_id)
+        recorder = TrialRecorder(self, run_id, number)
+        self._open[run_id] = recorder
         recorder.start_system_metrics()
         return recorder
 
@@ -234,37 +302,55 @@ class SweepTracker:
         return True
 
     def abandon(self, run_id: str, reason: str) -> None:
-        """A trial run left RUNNING by a worker that died: KILLED, with the reason as tags."""
+        """A trial run its study holds as failed but MLflow as unfinished: KILLED, with the
+        reason as tags. `worker_lost`: the worker died mid-trial (the run is still RUNNING);
+        `not_recorded`: the store failed while the run's results were written."""
         try:
-            if self.client.get_run(run_id).info.status != "RUNNING":
+            run = self.client.get_run(run_id)
+            if run.info.status != "RUNNING" and run.data.tags.get(tags.STATE) != "running":
                 return
             run_tags = [
                 RunTag(tags.STATE, "failed"),
                 RunTag(tags.REASON, reason),
-                RunTag(tags.ERROR, "the worker running this trial died before it finished"),
+                RunTag(tags.ERROR, ABANDONED.get(reason, reason)),
             ]
             self.client.log_batch(run_id, tags=run_tags)
             self.client.set_terminated(run_id, status="KILLED")
         except Exception as exc:
             self.faults.add(f"closing abandoned trial run {run_id}", exc)
 
-    def close(self, status: str = "FINISHED") -> None:
-        """Finish the queued writes, then the parent run."""
+    def close_open_trials(self, reason: str) -> list[int]:
+        """Close the trial runs this tracker opened and never ended (an error outside training
+        stopped the sweep) as KILLED; returns their trial numbers."""
+        left = [r for r in self._open.values() if not r.written]
+        for recorder in left:
+            recorder._stop_system_metrics()
+        self.drain()
+        for recorder in left:
+            self.abandon(recorder.run_id, reason)
+        self._open.clear()
+        return [recorder.number for recorder in left]
+
+    def close(self, status: str | None = "FINISHED") -> None:
+        """Finish the queued writes, then the parent run (None: leave its status as it is,
+        when the store cannot be written)."""
         for sampler in list(self._samplers):  # a trial left open by an error outside training
             sampler.stop()
         self.drain()
         self._writer.shutdown()
-        if self.run_id is not None:
+        if self.run_id is not None and status is not None:
             self.client.set_terminated(self.run_id, status=status)
 
 
 class TrialRecorder:
     """One trial's nested run: per-epoch metrics while it trains, summary and files at the end."""
 
-    def __init__(self, tracker: SweepTracker, run_id: str) -> None:
+    def __init__(self, tracker: SweepTracker, run_id: str, number: int = -1) -> None:
         self.tracker = tracker
         self.client = tracker.client
         self.run_id = run_id
+        self.number = number
+        self.written = False  # the run's results and end status are in the store
         self.workdir = Path(tempfile.mkdtemp(prefix="sweeplab-trial-"))
         self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
         (self.workdir / "checkpoint").mkdir()
@@ -390,5 +476,9 @@ class TrialRecorder:
                     self.client.log_artifacts(self.run_id, str(self.workdir))
             finally:
                 self.client.set_terminated(self.run_id, status=RUN_STATUS.get(state, "FINISHED"))
+            self.written = True
+            self.tracker._open.pop(self.run_id, None)
+            if state == "interrupted":
+                self.tracker.interrupted.append(self.number)
         finally:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 ROLE = "sweeplab.role"  # "sweep" on the parent run, "trial" on each nested run
 ROLE_SWEEP = "sweep"
 ROLE_TRIAL = "trial"
+ROLE_RESTARTED = "restarted"  # a parent run set aside by `sweep run --restart`, kept whole
+ARCHIVED_AS = "sweeplab.archived_as"  # on it: the name its study / project was kept under
 SWEEP = "sweeplab.sweep"  # the sweep (spec) name, on both
 TRIAL = "sweeplab.trial"  # the engine's trial number
 ENGINE = "sweeplab.engine"

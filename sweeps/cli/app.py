@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,12 +24,14 @@ from sweeps.cli.common import (
     fail,
     no_store,
     quiet_libraries,
+    show_warnings_as_lines,
     user_errors,
 )
+from sweeps.cli.quiet import VERBOSE_ENV, quiet_tensorflow
 from sweeps.cli.report import compare, report
 
 if TYPE_CHECKING:
-    from sweeps.running.runner import SweepResult
+    from sweeps.running.runner import Sweep, SweepResult
     from sweeps.spec.schema import Spec
 
 app = typer.Typer(
@@ -37,6 +40,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            envvar=VERBOSE_ENV,
+            help="Show TensorFlow's start-up lines and the libraries' info logs (hidden by default).",
+        ),
+    ] = False,
+) -> None:
+    """Hyperparameter sweeps over Keras training jobs, tracked in MLflow."""
+    show_warnings_as_lines()
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # the workers `sweep run --workers` starts inherit it
+    else:
+        quiet_tensorflow()
 
 
 def _load(spec: str, overrides: dict[str, object] | None = None) -> Spec:
@@ -57,11 +79,38 @@ def _gpu_list(gpus: str | None) -> list[int] | None:
         fail(f"--gpus: expected GPU indices such as 0,1 (got {gpus!r})")
 
 
+@dataclass
+class _Opened:
+    """What a command has opened, so that an interrupt can say what it left behind."""
+
+    sweep: Sweep | None = None
+
+
+def _interrupt_note(opened: _Opened) -> str:
+    """What an interrupted command recorded, from what it knows: every clause true."""
+    sweep = opened.sweep
+    if sweep is None:
+        return "the sweep was still starting; no trial had started"
+    parts = []
+    if sweep.tracker.interrupted:
+        numbers = ", ".join(str(n) for n in sweep.tracker.interrupted)
+        parts.append(
+            f"trial {numbers} was recorded as interrupted (its run KILLED, failed in the study, not counted)"
+        )
+    parts += sweep.notes
+    if not parts:
+        parts.append("no trial was in progress")
+    parts += [f"not recorded: {fault}" for fault in sweep.tracker.faults.lines()]
+    return "; ".join(parts)
+
+
 @contextmanager
-def _interruptible() -> Iterator[None]:
+def _interruptible() -> Iterator[_Opened]:
     """SIGTERM stops a sweep as Ctrl-C does: the trial in progress is recorded as interrupted,
-    the stores are left consistent, and the exit code says so (130 for SIGINT, 143 for SIGTERM)."""
+    the stores are left consistent, the message says what was recorded, and the exit code
+    says how it stopped (130 for SIGINT, 143 for SIGTERM)."""
     received: list[int] = []
+    opened = _Opened()
 
     def on_term(signum: int, frame: object) -> None:
         received.append(signum)
@@ -69,13 +118,10 @@ def _interruptible() -> Iterator[None]:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        yield
+        yield opened
     except KeyboardInterrupt:
-        typer.echo(
-            "error: interrupted; the trial in progress was recorded as interrupted. "
-            "Run the same command again to continue the sweep.",
-            err=True,
-        )
+        note = _interrupt_note(opened)
+        typer.echo(f"error: interrupted; {note}. Run the same command again to continue the sweep.", err=True)
         raise typer.Exit(143 if received else 130) from None
     except user_errors() as exc:
         from sweeps.errors import SweepFailed
@@ -101,6 +147,14 @@ def run(
     workers_per_gpu: Annotated[
         int, typer.Option("--workers-per-gpu", min=1, help="Workers sharing one GPU (memory growth on).")
     ] = 1,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart",
+            help="Start the sweep again from scratch (new parent run, new study); the old one is "
+            "kept, renamed NAME@TIME. Needed when the search changed.",
+        ),
+    ] = False,
 ) -> None:
     """Run a sweep (the built-in `quickstart` if no spec is given), or continue an interrupted one."""
     loaded = _load(spec, {"budget.trials": trials} if trials else None)
@@ -111,29 +165,34 @@ def run(
             "use engine optuna for several workers"
         )
     quiet_libraries()
-    _print_devices(workers, gpu_list, workers_per_gpu)
     from sweeps.cli.progress import SweepProgress
-    from sweeps.running.runner import Sweep, prepare, run_sweep
+    from sweeps.running.runner import Sweep, preflight, prepare
     from sweeps.running.workers import run_with_workers
 
-    with _interruptible():
-        # Data and task first: a missing dataset or a wrong objective is reported before any store.
+    with _interruptible() as opened:
+        # Data, task and stores are checked before the backend is imported: bad input fails in seconds.
         prepared, data, note = prepare(loaded)
-        if note:
+        preflight(prepared, tracking_uri, storage, restart=restart, spec_label=spec)
+        _print_devices(workers, gpu_list, workers_per_gpu)
+        if note:  # after the checks, so that a command that fails prints only its error
             typer.echo(note)
+        opened.sweep = sweep = Sweep(prepared, tracking_uri, storage, restart=restart, checked=True)
+        if sweep.archived_as:
+            typer.echo(f"restarted: the earlier sweep is kept as {sweep.archived_as}")
         with SweepProgress(prepared.name, prepared.budget.trials) as progress:
             if workers == 1 and gpu_list is None:
-                result = run_sweep(
-                    prepared,
-                    tracking_uri=tracking_uri,
-                    storage=storage,
-                    on_progress=progress.update,
-                    data=data,
-                )
+                result = sweep.run(data, progress.update)
             else:
-                sweep = Sweep(prepared, tracking_uri, storage)
                 result = run_with_workers(sweep, storage, workers, gpu_list, workers_per_gpu, progress.update)
     _print_summary(result)
+
+
+def _spent_line(result: SweepResult) -> str:
+    counted = sum(n for state, n in result.counts.items() if state != "failed")
+    return (
+        f"sweep {result.name}: the budget is already spent ({counted} trials counted); nothing to run "
+        "(raise budget.trials or pass --trials to run more)"
+    )
 
 
 def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -> None:
@@ -142,9 +201,8 @@ def _print_devices(workers: int, gpus: list[int] | None, workers_per_gpu: int) -
 
     in_process = workers == 1 and gpus is None  # else only the workers import the backend
     try:
-        typer.echo(
-            "devices: " + device_line(discover(probe_backend=in_process), workers, gpus, workers_per_gpu)
-        )
+        devices = discover(probe_backend=in_process)
+        typer.echo("devices: " + device_line(devices, workers, gpus, workers_per_gpu))
     except DeviceError as exc:
         fail(str(exc))
 
@@ -158,14 +216,32 @@ def worker(
     """Join a running sweep from any machine: run its trials until the shared budget is spent."""
     loaded = _load(spec)
     quiet_libraries()
-    _print_devices(1, None, 1)
+    from sweeps.errors import StoreError
     from sweeps.running.devices import enable_memory_growth
-    from sweeps.running.runner import Sweep, prepare
+    from sweeps.running.runner import Sweep, preflight, prepare
 
-    with _interruptible():
-        enable_memory_growth()  # workers started by hand may share a GPU
+    with _interruptible() as opened:
         prepared, data, _ = prepare(loaded)
-        Sweep(prepared, tracking_uri, storage).work(data)
+        preflight(prepared, tracking_uri, storage, spec_label=spec)
+        _print_devices(1, None, 1)
+        enable_memory_growth()  # workers started by hand may share a GPU
+        opened.sweep = sweep = Sweep(prepared, tracking_uri, storage, checked=True)
+        try:
+            reason = sweep.work(data)
+        except StoreError as exc:
+            raise StoreError(f"{exc}\n{sweep.stopped_note()}") from None
+        finally:
+            sweep.tracker.close(None)  # the parent run stays as it is: the coordinator closes it
+        if reason == "budget" and sweep.trials_run == 0 and sweep.engine.counted() == sweep.counted_at_open:
+            counted = sweep.engine.counted()
+            typer.echo(
+                f"sweep {loaded.name}: the budget is already spent ({counted} trials counted); "
+                "nothing to run (raise budget.trials to run more)"
+            )
+        else:
+            typer.echo(
+                f"sweep {loaded.name}: this worker trained {sweep.trials_run} trials (stopped: {reason})"
+            )
 
 
 def _print_summary(result: SweepResult) -> None:
@@ -174,6 +250,9 @@ def _print_summary(result: SweepResult) -> None:
 
     console = Console()
     from sweeps.running.accounting import describe
+
+    if result.already_spent:
+        console.print(_spent_line(result))
 
     counts = ", ".join(f"{n} {state}" for state, n in result.counts.items())
     console.print(f"\nsweep [bold]{result.name}[/]: {counts} (stopped: {result.stop_reason})")
@@ -276,8 +355,14 @@ app.command()(compare)
 
 
 def main() -> None:
-    """Console-script entry point: usage errors too become one `error:` line and exit code 2."""
+    """Console-script entry point: usage errors too become one `error:` line and exit code 2.
+
+    `--verbose` may come anywhere on the line (`sweep run spec.yaml --verbose`); it is an
+    option of the whole command, so it is moved in front of the subcommand.
+    """
     args = sys.argv[1:] or ["--help"]
+    if "--verbose" in args:
+        args = ["--verbose", *(a for a in args if a != "--verbose")]
     try:
         code = app(args, standalone_mode=False)
     except typer.Abort:

@@ -21,10 +21,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def verbose() -> bool:
+    """`sweep --verbose` (or SWEEPLAB_VERBOSE=1): the libraries' own logs are shown."""
+    from sweeps.cli.quiet import VERBOSE_ENV
+
+    return os.environ.get(VERBOSE_ENV, "").lower() in ("1", "true", "yes")
+
+
 def quiet_libraries() -> None:
-    """Keep TensorFlow's and Optuna's per-trial chatter out of the progress display."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    """Keep Optuna's and MLflow's per-trial chatter out of the progress display (TensorFlow's
+    is kept out from the start, by `sweeps.cli.quiet`), unless `--verbose`."""
+    if verbose():
+        return
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import logging
@@ -33,6 +41,24 @@ def quiet_libraries() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
+def show_warnings_as_lines() -> None:
+    """A dataset warning (e.g. class ids with gaps) reads as one `warning:` line on stderr,
+    not as Python's two-line warning with a source line."""
+    import warnings
+
+    from experiments.errors import DatasetWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, DatasetWarning):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

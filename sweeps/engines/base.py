@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from sweeps.running.trial import TrialOutcome, TrialRunner
 
 OnTrial = Callable[["TrialOutcome | None"], None]  # after each trial; None for a failed one
+# The Optuna storage by default: a journal file beside the MLflow store (here, so that what
+# checks it need not import the engine, which imports Keras).
+JOURNAL_FILE = "optuna.journal"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from keras_tuner.engine.trial import TrialStatus
 
 from sweeps.engines.base import BestTrial, OnTrial
 from sweeps.engines.kerastuner_space import check_grid, config_from_values, declare
+from sweeps.engines.repeats import exhausted, is_deterministic
 from sweeps.errors import SweepError, SweepFailed, TrialFailed
 
 if TYPE_CHECKING:
@@ -298,6 +299,7 @@ class KerasTunerEngine:
         self._failures = 0
         self._close_interrupted(runner)
         try:
+            self._stop_if_exhausted()
             self.tuner.search(runner=runner)
         except _Stop as stop:
             return stop.reason
@@ -368,11 +370,28 @@ class KerasTunerEngine:
             )
         except TrialFailed as exc:
             self._errors[trial_id] = str(exc)
-            self._record(trial_id, state="failed", error=str(exc))
+            failed_for_good = {"failed_for_good": exc.reason} if is_deterministic(exc.reason) else {}
+            self._record(trial_id, state="failed", error=str(exc), **failed_for_good)
             raise keras_tuner.errors.FailedTrialError(str(exc)) from exc
         self._record(trial_id, run_id=outcome.run_id, state=outcome.state, value=outcome.value)
         self._outcomes[trial_id] = outcome
         return outcome.value
+
+    def _stop_if_exhausted(self) -> None:
+        """After a failure that repeating the config cannot change (`sweeps.engines.repeats`),
+        and when a sweep is resumed: when the space holds no config left that has not failed
+        so, the search stops."""
+        dead = {tid: r for tid, r in self._records.items() if r.get("failed_for_good")}
+        if not dead or not exhausted(self.spec.space, [r["config"] for r in dead.values()]):
+            return
+        if not self.counted():
+            last = max(dead, key=int)
+            raise SweepFailed(
+                f"stopped after trial {int(last)}: {dead[last].get('error', 'failed')}; the space holds "
+                "no other config, and a seeded config fails the same way every time, so it is not run "
+                "again (change the spec and run it with --restart, or under a new name)"
+            )
+        raise _Stop("exhausted")
 
     def _after_trial(self, trial: Any) -> None:
         """After KerasTuner ended and saved the trial: report it, count failures in a row."""
@@ -385,6 +404,7 @@ class KerasTunerEngine:
         self._on_trial(None)
         self._failures += 1
         error = self._errors.pop(trial.trial_id, None) or _last_line(trial.message)
+        self._stop_if_exhausted()
         if self._failures >= self.spec.budget.max_failures:
             raise SweepFailed(
                 f"stopped after {self._failures} failed trials in a row "

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from sweeps.engines.base import BestTrial, OnTrial
+from sweeps.engines.base import JOURNAL_FILE, BestTrial, OnTrial
 from sweeps.engines.liveness import (
     GRACE_SECONDS,
     HEARTBEAT_SECONDS,
@@ -25,6 +25,7 @@ from sweeps.engines.liveness import (
 )
 from sweeps.engines.locks import SweepLock
 from sweeps.engines.pruning import PruningCallback
+from sweeps.engines.repeats import DEAD_ATTR, exhausted, is_deterministic
 from sweeps.errors import SweepError, SweepFailed, TrialFailed
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
 State = optuna.trial.TrialState
 COUNTED = (State.COMPLETE, State.PRUNED)
-JOURNAL_FILE = "optuna.journal"
 WAIT_SECONDS = 1.0  # how often a worker with nothing to start looks again
+UNRECORDED_ATTR = "sweeplab_unrecorded"  # a trial told failed because its run could not be written
 
 
 def open_storage(
@@ -144,7 +145,11 @@ class OptunaEngine:
         return {name: sum(t.state == state for t in trials) for name, state in states.items()}
 
     def counted(self) -> int:
-        return len(self._trials(*COUNTED))
+        """Complete and pruned trials; on a grid also points that failed for good (done)."""
+        counted = len(self._trials(*COUNTED))
+        if self.spec.engine.sampler == "grid":
+            counted += sum(bool(t.user_attrs.get(DEAD_ATTR)) for t in self._trials(State.FAIL))
+        return counted
 
     def best(self) -> BestTrial | None:
         if not self._trials(State.COMPLETE):
@@ -165,7 +170,8 @@ class OptunaEngine:
             self._retry(self._stale.pop())
         for trial in self._trials(State.FAIL):
             if trial.number not in self._reaped and "run_id" in trial.user_attrs:
-                runner.abandon(trial.user_attrs["run_id"], "worker_lost")
+                reason = "not_recorded" if trial.user_attrs.get(UNRECORDED_ATTR) else "worker_lost"
+                runner.abandon(trial.user_attrs["run_id"], reason)
                 self._reaped.add(trial.number)
 
     def _retry(self, trial: optuna.trial.FrozenTrial) -> None:
@@ -203,6 +209,11 @@ class OptunaEngine:
         """
         started = time.monotonic()
         failures = 0
+        if self._nothing_left():  # every config failed for good in an earlier run: not again
+            last = max(
+                (t for t in self._trials(State.FAIL) if t.user_attrs.get(DEAD_ATTR)), key=lambda t: t.number
+            )
+            return self._exhausted(last.number, f"{last.user_attrs[DEAD_ATTR]} (in an earlier run)")
         while True:
             trial = self._next_trial(runner, started)
             if isinstance(trial, str):
@@ -214,7 +225,10 @@ class OptunaEngine:
             try:
                 outcome = self._run(trial, runner)
             except TrialFailed as exc:
+                nothing_left = self._failed_for_good(trial, exc)  # before the tell: it writes the trial
                 runner.after_recorded(self._tell, trial, heartbeat, State.FAIL, None, on_trial)
+                if nothing_left:
+                    return self._exhausted(trial.number, str(exc))
                 failures += 1
                 if failures >= self.spec.budget.max_failures:
                     raise SweepFailed(
@@ -234,6 +248,28 @@ class OptunaEngine:
                     self._tell, trial, heartbeat, State.COMPLETE, outcome.value, on_trial, outcome
                 )
 
+    def _failed_for_good(self, trial: optuna.Trial, exc: TrialFailed) -> bool:
+        """Mark a trial whose failure repeating the config cannot change
+        (`sweeps.engines.repeats`); True when no config of the space is left untried so."""
+        if not is_deterministic(exc.reason):
+            return False
+        trial.set_user_attr(DEAD_ATTR, exc.reason)
+        return self._nothing_left(trial.params)
+
+    def _nothing_left(self, *more: dict[str, Any]) -> bool:
+        dead = [t.params for t in self._trials(State.FAIL) if t.user_attrs.get(DEAD_ATTR)]
+        return bool(dead or more) and exhausted(self.spec.space, [*dead, *more])
+
+    def _exhausted(self, number: int, error: str) -> str:
+        """The sweep stops with "exhausted", or SweepFailed when no trial ever finished."""
+        if not self._trials(*COUNTED):
+            raise SweepFailed(
+                f"stopped after trial {number}: {error}; the space holds no other config, and a "
+                "seeded config fails the same way every time, so it is not run again (change the "
+                "spec and run it with --restart, or under a new name)"
+            )
+        return "exhausted"
+
     def _tell(
         self,
         trial: optuna.Trial,
@@ -243,7 +279,12 @@ class OptunaEngine:
         on_trial: OnTrial | None,
         outcome: Any = None,
     ) -> None:
-        """End the trial in the study (after its run is recorded), then report it."""
+        """End the trial in the study (after its run is recorded), then report it. A trial whose
+        run could not be written is told failed: the study must not count what MLflow lacks
+        (the next `sweep run` closes that run)."""
+        if outcome is not None and not outcome.recorded():
+            trial.set_user_attr(UNRECORDED_ATTR, True)
+            state, value, outcome = State.FAIL, None, None
         try:
             self.study.tell(trial, value, state=state)
         finally:

@@ -7,7 +7,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,8 @@ class TrialOutcome:
     value: float
     result: TrialResult
     run_id: str
+    # Whether the run's results reached MLflow (known once the writes queued for it are done).
+    recorded: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
 
 def used_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,11 +184,14 @@ class TrialRunner:
             state = "pruned"
             metrics["pruned_epoch"] = pruning.pruned_epoch
         recorder.finish(result, objective, metrics, state=state, title=run_name(number, config))
-        return TrialOutcome(number, dict(config), state, result.best_value, result, recorder.run_id)
+        return TrialOutcome(
+            number, dict(config), state, result.best_value, result, recorder.run_id, lambda: recorder.written
+        )
 
     def after_recorded(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Call `fn(*args)` once everything queued for the trial runs so far is in MLflow."""
-        self.tracker.submit(f"after recording: {getattr(fn, '__name__', fn)}", fn, *args)
+        """Call `fn(*args)` once everything queued for the trial runs so far is in MLflow (or
+        failed to get there: `TrialOutcome.recorded` says which)."""
+        self.tracker.submit(f"after recording: {getattr(fn, '__name__', fn)}", fn, *args, to_mlflow=False)
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose worker died (found stale by the engine)."""

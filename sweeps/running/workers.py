@@ -9,6 +9,7 @@ on another machine with the same spec and storage URLs.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ STOP_SECONDS = 120.0  # how long interrupted workers get to record their trial i
 
 def storage_url(storage: str | None, local_dir: Path) -> str:
     """The storage URL every worker must be given: the default journal file, spelled out."""
-    from sweeps.engines.optuna_engine import JOURNAL_FILE
+    from sweeps.engines.base import JOURNAL_FILE
 
     return storage or f"journal:{local_dir / JOURNAL_FILE}"
 
@@ -73,6 +74,17 @@ def _tail(path: Path, lines: int = 1) -> str:
     return " | ".join(text[-lines:]) if text else "(no output)"
 
 
+def _stopped(code: int | None, log: Path) -> str:
+    """What a stopped worker said it recorded (its own interrupt line), else how it ended."""
+    last = _tail(log)
+    said = re.match(r"error: interrupted; (.*?)\. Run the same command again", last)
+    if said:
+        return said.group(1)
+    if code in (0, None):
+        return "had finished"
+    return f"exited {code} without saying what it recorded (the next `sweep run` closes its trial's run)"
+
+
 def run_with_workers(
     sweep: Sweep,
     storage: str | None,
@@ -98,11 +110,13 @@ def run_with_workers(
         for process, _ in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process, _ in processes:
+        for index, (process, log) in enumerate(processes):
             try:
                 process.wait(timeout=STOP_SECONDS)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+            sweep.notes.append(f"worker {index}: {_stopped(process.returncode, log)}")
         raise
     finally:
         result = sweep.finish(status, reason)

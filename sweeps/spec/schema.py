@@ -421,9 +421,16 @@ def read_spec_data(source: str | Path) -> tuple[dict[str, Any], str]:
     """A spec file's plain data, or a built-in spec's by name; returns (data, source label)."""
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
+        if path.is_dir():
+            raise SpecError(f"{path} is a folder, not a spec file")
         if not path.is_file():
             raise SpecError(f"no such file: {path}")
-        text, label = path.read_text(encoding="utf-8"), str(path)
+        try:
+            text, label = path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise SpecError(f"{path} is not a text file (a spec is YAML)") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read {path}: {exc.strerror or exc}") from None
     elif str(source) in builtin_names():
         text = resources.files("sweeps.spec.builtin").joinpath(f"{source}.yaml").read_text(encoding="utf-8")
         label = f"builtin:{source}"

@@ -322,7 +322,7 @@ def test_task_errors_exit_2_with_one_line_before_any_store(
         (
             {"dataset": {"name": "npz:nan.npz"}},
             {"nan.npz": {"x_train": np.zeros((20, 3)), "y_train": np.r_[np.zeros(19), np.nan]}},
-            "y_train has 1 NaN or infinite value(s); the first at index 19",
+            "y_train holds 1 NaN value (first at index [19]",
         ),
         ({"train": {"loss": "huberr"}}, {}, "train.loss: unknown Keras loss 'huberr'"),
         ({"train": {"metrics": ["accuracy", "aucc"]}}, {}, "train.metrics: unknown Keras metric 'aucc'"),

@@ -114,7 +114,11 @@ def test_sigterm_records_the_trial_as_interrupted(tracking_uri: str, workdir: Pa
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "error: interrupted; trial 0 was recorded as interrupted (its run KILLED, failed in the study, "
+        "not counted). Run the same command again to continue the sweep."
+    )
 
     run = client.get_run(run_id)
     assert run.info.status == "KILLED"
