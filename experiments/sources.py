@@ -17,7 +17,7 @@ from experiments.errors import DatasetError, did_you_mean
 from experiments.images import per_image_standardization
 from experiments.registry import DATASETS, NPZ_PREFIX, is_npz
 
-__all__ = ["DIGITS_TEST_FRACTION", "RawData", "load_raw"]
+__all__ = ["DIGITS_TEST_FRACTION", "RawData", "load_raw", "source_uri"]
 
 # digits ships without a test split; this tail of sklearn's fixed order is held out as one.
 DIGITS_TEST_FRACTION = 0.2
@@ -122,3 +122,18 @@ def _scale_grayscale_bytes(x: np.ndarray) -> np.ndarray:
 
 def _as_float32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
+
+
+def source_uri(name: str) -> str:
+    """Where dataset ``name``'s data comes from, for tracking: the ``.npz`` file, the file
+    scikit-learn ships the digits in, or the address Keras downloads a dataset from."""
+    if is_npz(name):
+        return Path(name[len(NPZ_PREFIX) :]).resolve().as_uri()
+    if name == "digits":
+        from importlib import resources
+
+        return Path(str(resources.files("sklearn.datasets.data") / "digits.csv.gz")).as_uri()
+    from experiments.keras_cache import CACHE_FILES
+
+    files = CACHE_FILES.get(name)
+    return files[0].origin if files else name

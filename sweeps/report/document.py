@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from sweeps.report.build import Report
     from sweeps.report.plots import Plot
 
-UI_PORT = 5000
-
 
 @dataclass(frozen=True)
 class Heading:
@@ -67,12 +65,10 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def run_url(report: Report, run_id: str) -> str:
     """The run's page in the MLflow UI: the server itself, or what `sweep ui` serves locally."""
-    base = (
-        report.tracking_uri.rstrip("/")
-        if report.tracking_uri.startswith("http")
-        else f"http://127.0.0.1:{UI_PORT}"
-    )
-    return f"{base}/#/experiments/{report.experiment_id}/runs/{run_id}"
+    from tracking.dashboard import run_url as page
+    from tracking.dashboard import ui_base
+
+    return page(ui_base(report.tracking_uri), report.experiment_id, run_id)
 
 
 def expected_rows(report: Report) -> list[list[str]]:
@@ -297,19 +293,6 @@ def _provenance(report: Report) -> list[Block]:
         ),
         Text("The spec, as the sweep ran it:"),
         Code(p["spec_yaml"] or "", "yaml"),
-    ]
-
-
-def note_document(report: Report) -> list[Block]:
-    """The head of the report, for the parent run's description in the MLflow UI."""
-    return [
-        *_summary(report),
-        *_best(report, has_best_yaml=False),
-        *_top(report),
-        Text(
-            "The full report (plots, optimizers, expected best by budget) is among this run's artifacts, "
-            "under `report/`."
-        ),
     ]
 
 

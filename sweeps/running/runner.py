@@ -92,6 +92,7 @@ class Sweep:
     def __init__(self, spec: Spec, tracking_uri: str | None = None, storage: str | None = None) -> None:
         from sweeps.engines.locks import SweepLock
         from sweeps.engines.registry import make_engine
+        from sweeps.running.views import sweep_view
         from tracking.runs import SweepTracker
         from tracking.store import local_dir, resolve_tracking_uri
 
@@ -102,13 +103,15 @@ class Sweep:
         with SweepLock(
             spec.name, storage, local_dir(self.uri)
         ).hold():  # one parent run, however many workers start
-            self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
+            self.parent = self.tracker.open(spec_params(spec), spec.to_yaml(), sweep_view(spec))
 
     def summarize(self) -> None:
         """Trial counts and the best so far, on the parent run."""
         best = self.engine.best()
         summary = (
-            None if best is None else {"number": best.number, "value": best.value, "config": best.config}
+            None
+            if best is None
+            else {"number": best.number, "value": best.value, "config": best.config, "run_id": best.run_id}
         )
         self.tracker.summarize(self.engine.counts(), summary, self.spec.objective.metric)
 
@@ -120,6 +123,9 @@ class Sweep:
     def work(self, data: Dataset, on_progress: OnProgress | None = None) -> str:
         """Train trials in this process until the budget is spent; returns why it stopped."""
         from sweeps.running.trial import TrialRunner
+        from sweeps.running.views import training_inputs
+
+        self.tracker.use_inputs(training_inputs(self.spec, data))
 
         def after_trial(outcome: TrialOutcome | None) -> None:
             self.summarize()
