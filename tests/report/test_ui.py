@@ -29,7 +29,7 @@ from tests.conftest import ROOT, sweep_cli
 from tests.report.chromium import browser, in_view, requires_chromium
 from tests.report.conftest import SPEC, SWEEP, Swept
 from tracking import tags
-from tracking.dashboard import run_url
+from tracking.dashboard import run_url, trials_url
 from tracking.query import trial_runs
 
 SEARCHED = sorted(SPEC["space"])  # in the order of the spec file the fixture writes (keys sorted)
@@ -122,7 +122,7 @@ def test_ui_opens_on_the_trials_best_first(swept: Swept, screenshots: Path) -> N
     client = MlflowClient(swept.uri)
     runs = {run.info.run_name: run for run in trial_runs(client, SWEEP)}
     port = free_port()
-    process = start("ui", "--tracking-uri", swept.uri, "--port", str(port), cwd=swept.folder)  # no NAME
+    process = start("ui", SWEEP, "--tracking-uri", swept.uri, "--port", str(port), cwd=swept.folder)
     try:
         url = printed_url(process)
         assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/#/experiments/\d+/runs\?\S+", url), url
@@ -132,6 +132,13 @@ def test_ui_opens_on_the_trials_best_first(swept: Swept, screenshots: Path) -> N
         served = sweep_cli("ui", SWEEP, "--tracking-uri", f"http://127.0.0.1:{port}", cwd=swept.folder)
         assert served.returncode == 0, served.stderr
         assert served.stdout.strip() == url
+        # Without a name: the sweep whose parent run ended last (other tests here run more sweeps).
+        parents = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()], f"tags.`{tags.ROLE}` = 'sweep'"
+        )
+        latest = max(parents, key=lambda run: run.info.end_time).info.experiment_id
+        served = sweep_cli("ui", "--tracking-uri", f"http://127.0.0.1:{port}", cwd=swept.folder)
+        assert served.stdout.strip() == trials_url(f"http://127.0.0.1:{port}", latest), served.stderr
 
         with browser() as browsed:
             page = browsed.page
