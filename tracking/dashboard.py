@@ -184,9 +184,12 @@ def present(client: MlflowClient, experiment_id: str, view: SweepView) -> None:
 def find_sweep(client: MlflowClient, name: str | None) -> Experiment | None:
     """A sweep's experiment by name; without a name, the sweep active most recently (its parent
     run still running, or the latest to end). None when there is no such sweep."""
+    sweeps = f"tags.`{tags.ROLE}` = '{tags.ROLE_SWEEP}'"
     if name is not None:
         found = client.get_experiment_by_name(name)
-        return found if found is not None and found.lifecycle_stage == "active" else None
+        if found is None or found.lifecycle_stage != "active":
+            return None
+        return found if client.search_runs([found.experiment_id], sweeps, max_results=1) else None
     experiments = {e.experiment_id: e for e in client.search_experiments()}
     if not experiments:
         return None

@@ -23,8 +23,9 @@ from tracking.query import trial_row
 
 NOTE_LIMIT = 8000  # MLflow's longest run tag value
 # Trials finished by other workers are found by their end time; this much clock skew between
-# machines is tolerated before one is missed (until the sweep's final summary, which reads all).
-SKEW_MS = 120_000
+# machines (and delay between a run's end and its read) is tolerated before one is missed,
+# until the sweep's final summary, which reads them all.
+SKEW_MS = 10_000
 STATUS_WORDS = {"RUNNING": "running", "FINISHED": "finished", "FAILED": "failed", "KILLED": "stopped"}
 
 

@@ -120,4 +120,5 @@ def test_notes_pick_up_trials_other_workers_finish(tracking_uri: str) -> None:
     notes.finish("FINISHED")
     assert client.get_run(parent).data.tags["mlflow.note.content"].startswith("**Sweep `notes`: finished**")
     client.set_terminated(parent)
-    assert find_sweep(client, None).name == "notes" and find_sweep(client, "absent") is None
+    assert find_sweep(client, None).name == "notes" and find_sweep(client, "notes").name == "notes"
+    assert find_sweep(client, "absent") is None and find_sweep(client, "Default") is None  # no parent run
