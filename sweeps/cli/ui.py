@@ -24,6 +24,7 @@ from sweeps.cli.common import Storage, TrackingUri, existing_store, fail, no_sto
 
 HEALTH_TIMEOUT_S = 120  # how long `--open` waits for a starting server before giving up
 DASHBOARD_PORT = 8080
+JOURNAL_FILE = "optuna.journal"  # the engine's default study file; its module would import Keras
 
 
 def ui(
@@ -136,10 +137,12 @@ def _optuna_dashboard(
     quiet_libraries()
     import optuna
 
-    from sweeps.engines.optuna_engine import JOURNAL_FILE
     from tracking.store import local_dir, resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        uri = resolve_tracking_uri(tracking_uri)
+    except ValueError as exc:
+        fail(str(exc))
     if storage and "://" in storage:
         where = storage
         try:

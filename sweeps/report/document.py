@@ -106,6 +106,7 @@ def _best(report: Report, has_best_yaml: bool) -> list[Block]:
     config = report.best_config()
     run_id = best["run_id"]
     uri = report.tracking_uri
+    url = run_url(report, run_id)
     blocks += [
         Text(
             f"**{report.metric} = {best['value']:.4f}**, trial {int(best['trial'])} (best epoch "
@@ -118,10 +119,9 @@ def _best(report: Report, has_best_yaml: bool) -> list[Block]:
         Text("Open the trial:"),
         Bullets(
             [
-                f"in the MLflow UI: `sweep ui --tracking-uri {uri}`, then [{run_url(report, run_id)}]"
-                f"({run_url(report, run_id)})"
+                f"in the MLflow UI: `sweep ui {report.sweep} --tracking-uri {uri}`, then [{url}]({url})"
                 if not uri.startswith("http")
-                else f"in the MLflow UI: [{run_url(report, run_id)}]({run_url(report, run_id)})",
+                else f"in the MLflow UI: [{url}]({url})",
                 f'from Python: `mlflow.set_tracking_uri("{uri}"); mlflow.get_run("{run_id}")`',
                 f'its model: `mlflow.artifacts.download_artifacts(run_id="{run_id}", '
                 f'artifact_path="checkpoint/best.keras", tracking_uri="{uri}")`',

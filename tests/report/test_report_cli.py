@@ -99,7 +99,7 @@ def test_report_markdown_reads_as_a_report(reported: Reported) -> None:
     ):
         assert heading in text, heading
     assert f"val_accuracy = {data['best']['value']:.4f}" in text
-    assert data["best"]["run_id"] in text and "sweep ui --tracking-uri" in text
+    assert data["best"]["run_id"] in text and f"sweep ui {SWEEP} --tracking-uri" in text
     assert "sweep run best.yaml" in text
     for path in data["plots"].values():
         assert f"]({path})" in text

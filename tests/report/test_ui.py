@@ -255,6 +255,13 @@ def test_ui_optuna_without_the_dashboard_says_how_to_install_it(swept: Swept) ->
     assert done.stderr.strip() == "error: --optuna needs optuna-dashboard: pip install 'sweeplab[dashboard]'"
 
 
+def test_ui_looks_for_the_study_where_the_engine_keeps_it() -> None:
+    from sweeps.cli import ui
+    from sweeps.engines import optuna_engine
+
+    assert ui.JOURNAL_FILE == optuna_engine.JOURNAL_FILE
+
+
 def test_ui_names_an_unknown_sweep(swept: Swept) -> None:
     done = sweep_cli("ui", "no-such-sweep", "--tracking-uri", swept.uri, cwd=swept.folder)
     assert done.returncode == 2
