@@ -201,14 +201,16 @@ def test_ui_opens_on_the_trials_best_first(swept: Swept, screenshots: Path) -> N
                 page.get_by_role("link", name=f"trial {best_run.data.tags[tags.TRIAL]}", exact=True).click()
             page = opened.value
             page.set_default_timeout(60_000)
-            assert f"/runs/{best_run.info.run_id}?workflowType=machine_learning" in page.url
+            page.wait_for_url(re.compile(rf"/runs/{best_run.info.run_id}\?workflowType=machine_learning$"))
             page.get_by_role("heading", name=best_name).wait_for()
             page.get_by_role("link", name="best_model").first.wait_for()  # its logged models load last
             page.screenshot(path=str(screenshots / "best-trial.png"))
             # The experiment's Models tab shows it too, from the best trial's run.
             page.goto(url.split("/runs?")[0] + "/models?workflowType=machine_learning")
             page.locator(".ag-row").get_by_text("best_model", exact=True).wait_for()
-            page.locator(".ag-row").get_by_role("link", name=best_name).wait_for()  # its source run
+            page.locator(".ag-row").get_by_role(
+                "link", name=best_name, exact=True
+            ).wait_for()  # its source run
             page.screenshot(path=str(screenshots / "models.png"))
     finally:
         stop(process)
