@@ -21,7 +21,7 @@ from experiments.imports import load_object
 from experiments.registry import DATASETS, DIR_PREFIX, NPZ_PREFIX, is_dataset_function, is_dir, is_npz
 from experiments.streams import StreamSource, is_stream
 
-__all__ = ["DIGITS_TEST_FRACTION", "RawData", "load_raw"]
+__all__ = ["DIGITS_TEST_FRACTION", "RawData", "load_raw", "source_uri"]
 
 # The scikit-learn datasets ship without a test split; this tail of their fixed order is held out.
 DIGITS_TEST_FRACTION = 0.2
@@ -262,3 +262,35 @@ def _scale_grayscale_bytes(x: np.ndarray) -> np.ndarray:
 
 def _as_float32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32)
+
+
+# The file scikit-learn ships each bundled table in (what a tracked dataset names as its source).
+SKLEARN_FILES = {
+    "digits": "digits.csv.gz",
+    "breast_cancer": "breast_cancer.csv",
+    "diabetes": "diabetes_data_raw.csv.gz",
+}
+
+
+def source_uri(name: str) -> str:
+    """Where dataset ``name``'s data comes from, for tracking, as a URI: the ``.npz`` file or
+    image folder, the file scikit-learn ships a table in, the address Keras downloads a dataset
+    from, or the source file of a dataset function."""
+    if is_npz(name):
+        return Path(name[len(NPZ_PREFIX) :]).resolve().as_uri()
+    if is_dir(name):
+        return Path(name[len(DIR_PREFIX) :]).resolve().as_uri()
+    if name in SKLEARN_FILES:
+        from importlib import resources
+
+        return Path(str(resources.files("sklearn.datasets.data") / SKLEARN_FILES[name])).as_uri()
+    if is_dataset_function(name):
+        import importlib.util
+
+        spec = importlib.util.find_spec(name.partition(":")[0])
+        origin = spec.origin if spec is not None else None
+        return Path(origin).resolve().as_uri() if origin else name
+    from experiments.keras_cache import CACHE_FILES
+
+    files = CACHE_FILES.get(name)
+    return files[0].origin if files else name

@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
 from tracking import tags
 from tracking.artifacts import write_curves_png, write_history_csv
+from tracking.dashboard import SweepView, present
+from tracking.notes import SweepNotes, trial_note
 from tracking.provenance import provenance_tags
 from tracking.store import artifact_location
 
@@ -132,6 +135,8 @@ class SweepTracker:
         self._stopped: str | None = None  # why queued MLflow writes are no longer tried
         self.interrupted: list[int] = []  # trials whose runs were closed as interrupted
         self._open: dict[str, TrialRecorder] = {}  # trial runs opened by this tracker
+        self.notes: SweepNotes | None = None  # the parent run's description, kept current
+        self.inputs: list[DatasetInput] = []  # the data every trial run logs as its inputs
 
     def stop_writing(self, reason: str) -> None:
         """The store failed: skip the MLflow writes still queued (each would retry and fail)."""
@@ -186,8 +191,12 @@ class SweepTracker:
                 return run.info.run_id
         return None
 
-    def open(self, params: Mapping[str, Any], spec_yaml: str) -> str:
-        """Resume the sweep's parent run if there is one, else create it with the spec."""
+    def open(self, params: Mapping[str, Any], spec_yaml: str, view: SweepView | None = None) -> str:
+        """Resume the sweep's parent run if there is one, else create it with the spec.
+
+        With `view`, the experiment opens in the UI on the sweep's trials (`tracking.dashboard`)
+        and the parent run's description is the sweep's summary (`tracking.notes`).
+        """
         engine = params.get("engine.name")
         run_id = self.find_parent(engine)
         if run_id is None:
@@ -206,7 +215,15 @@ class SweepTracker:
             path = Path(tmp) / "spec.yaml"
             path.write_text(spec_yaml)
             self.client.log_artifact(run_id, str(path))
+        if view is not None:
+            present(self.client, self.experiment_id, view)
+            budget = params.get("budget.trials")
+            self.notes = SweepNotes(self.client, self.experiment_id, run_id, view, budget)
         return run_id
+
+    def use_inputs(self, inputs: list[DatasetInput]) -> None:
+        """The datasets (built once, `tracking.datasets`) that each trial run logs as its inputs."""
+        self.inputs = list(inputs)
 
     def trial(
         self,
@@ -237,7 +254,9 @@ class SweepTracker:
         run_id = run.info.run_id
         all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
         self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)
-        recorder = TrialRecorder(self, run_id, number)
+        if self.inputs:
+            self.submit(f"trial run {run_id} datasets", self.client.log_inputs, run_id, self.inputs)
+        recorder = TrialRecorder(self, run_id, number, config)
         self._open[run_id] = recorder
         recorder.start_system_metrics()
         return recorder
@@ -266,6 +285,8 @@ class SweepTracker:
             ]
             run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
         self.submit("sweep summary", self.client.log_batch, self.run_id, metrics, (), run_tags)
+        if self.notes is not None:
+            self.submit("sweep description", self.notes.update, counts, best)
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Metrics on the parent run (queued like every other write)."""
@@ -274,30 +295,16 @@ class SweepTracker:
         self.submit("sweep totals", self.client.log_batch, self.run_id, metrics)
 
     def log_best_model(self, trial_run_id: str, number: int, pip_requirements: list[str]) -> bool:
-        """Log the best trial's checkpoint once as an MLflow model on the parent run.
-
-        Requirements are given explicitly: inferring them costs seconds per call. The
-        signature comes from the model's input shape. Returns False when it is already there.
-        """
+        """Log the best trial's checkpoint once, as a logged model of the trial's run that the
+        parent run lists too (`tracking.best_model`). Returns False when it is already there."""
         assert self.run_id is not None
         self.drain()
         run = self.client.get_run(self.run_id)
         if run.data.tags.get(tags.BEST_MODEL_TRIAL) == str(number):
             return False
-        import keras
-        import mlflow
-        import numpy as np
+        from tracking.best_model import log_best_model
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.client.download_artifacts(trial_run_id, "checkpoint/best.keras", tmp)
-            model = keras.saving.load_model(path, compile=False)  # to predict: no loss or metrics needed
-            example = np.zeros((1, *model.inputs[0].shape[1:]), dtype="float32")
-            signature = mlflow.models.infer_signature(example, model.predict(example, verbose=0))
-            mlflow.set_tracking_uri(self.tracking_uri)
-            with mlflow.start_run(run_id=self.run_id):
-                mlflow.keras.log_model(
-                    model, name="best_model", pip_requirements=pip_requirements, signature=signature
-                )
+        log_best_model(self.client, self.tracking_uri, self.run_id, trial_run_id, number, pip_requirements)
         self.client.set_tag(self.run_id, tags.BEST_MODEL_TRIAL, str(number))
         return True
 
@@ -338,6 +345,11 @@ class SweepTracker:
             sampler.stop()
         self.drain()
         self._writer.shutdown()
+        if self.notes is not None and status is not None:
+            try:
+                self.notes.finish(status)
+            except Exception as exc:
+                self.faults.add("sweep description", exc)
         if self.run_id is not None and status is not None:
             self.client.set_terminated(self.run_id, status=status)
 
@@ -345,11 +357,14 @@ class SweepTracker:
 class TrialRecorder:
     """One trial's nested run: per-epoch metrics while it trains, summary and files at the end."""
 
-    def __init__(self, tracker: SweepTracker, run_id: str, number: int = -1) -> None:
+    def __init__(
+        self, tracker: SweepTracker, run_id: str, number: int = -1, config: Mapping[str, Any] | None = None
+    ) -> None:
         self.tracker = tracker
         self.client = tracker.client
         self.run_id = run_id
         self.number = number
+        self.config = dict(config or {})
         self.written = False  # the run's results and end status are in the store
         self.workdir = Path(tempfile.mkdtemp(prefix="sweeplab-trial-"))
         self.checkpoint_path = str(self.workdir / "checkpoint" / "best.keras")
@@ -411,8 +426,19 @@ class TrialRecorder:
             "train_seconds": result.train_seconds,
             **(extra_metrics or {}),
         }
+        note = trial_note(
+            self.config, state, objective, result.best_value, result.best_epoch, result.epochs_run, reason
+        )
         self.tracker.submit(
-            f"trial run {self.run_id} results", self._write, result, metrics, state, reason, error, title
+            f"trial run {self.run_id} results",
+            self._write,
+            result,
+            metrics,
+            state,
+            reason,
+            error,
+            title,
+            note,
         )
 
     def fail(
@@ -433,6 +459,7 @@ class TrialRecorder:
             reason,
             error,
             "",
+            trial_note(self.config, state, reason=reason),
         )
 
     def _write(
@@ -443,8 +470,10 @@ class TrialRecorder:
         reason: str | None,
         error: str | None,
         title: str,
+        note: str,
     ) -> None:
-        """On the writer thread: files, then metrics and tags, then the run's status."""
+        """On the writer thread: files, then metrics and tags (the one-line description among
+        them), then the run's status."""
         try:
             if result is not None:
                 write_history_csv(self.workdir / "history.csv", result.epochs, result.history)
@@ -460,7 +489,7 @@ class TrialRecorder:
             if not Path(self.checkpoint_path).exists():
                 shutil.rmtree(self.workdir / "checkpoint", ignore_errors=True)
             now = _now()
-            run_tags = [RunTag(tags.STATE, state)]
+            run_tags = [RunTag(tags.STATE, state), RunTag(MLFLOW_RUN_NOTE, note)]
             if reason:
                 run_tags.append(RunTag(tags.REASON, reason))
             if error:

@@ -22,13 +22,13 @@ from sweeps.cli.common import (
     TrackingUri,
     existing_store,
     fail,
-    no_store,
     quiet_libraries,
     show_warnings_as_lines,
     user_errors,
 )
 from sweeps.cli.quiet import VERBOSE_ENV, quiet_tensorflow
 from sweeps.cli.report import compare, report
+from sweeps.cli.ui import trials_page, ui
 
 if TYPE_CHECKING:
     from sweeps.running.runner import Sweep, SweepResult
@@ -280,54 +280,8 @@ def _print_summary(result: SweepResult) -> None:
             console.print(table)
     for fault in result.faults:
         console.print(f"[yellow]not recorded:[/] {fault}")
-    from tracking.store import resolve_tracking_uri
-
-    default = result.tracking_uri == resolve_tracking_uri(None)
-    uri_option = "" if default else f" --tracking-uri {result.tracking_uri}"
-    console.print(f"compare the trials in the MLflow UI: [bold]sweep ui{uri_option}[/]")
-
-
-@app.command()
-def ui(
-    tracking_uri: TrackingUri = None,
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Server processes.")] = 1,
-) -> None:
-    """Open the MLflow UI over the sweeps' store: the comparison dashboard."""
-    import subprocess
-
-    uri = existing_store(tracking_uri) or no_store(tracking_uri)
-    if not uri.startswith(("sqlite:", "postgresql", "mysql")):
-        fail(f"`sweep ui` serves a database store; for a tracking server, open {uri} in a browser")
-    typer.echo(f"MLflow UI on http://{host}:{port} over {uri} (Ctrl-C to stop)", err=True)
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    # MLflow's job runner serves GenAI features sweeps do not use, in a handful of extra processes.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
-    process = subprocess.Popen(command, env=env)
-
-    def stop(signum: int, frame: object) -> None:  # `kill` stops the server too, as Ctrl-C does
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        raise typer.Exit(process.wait())
-    except KeyboardInterrupt:
-        process.terminate()
-        raise typer.Exit(process.wait()) from None
+    page = trials_page(result.tracking_uri, result.name)
+    console.print(f"the trials in the MLflow UI: {page}", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("list")
@@ -350,6 +304,7 @@ def list_(tracking_uri: TrackingUri = None) -> None:
     typer.echo(frame.to_string(index=False) if not frame.empty else "  none")
 
 
+app.command()(ui)
 app.command()(report)
 app.command()(compare)
 

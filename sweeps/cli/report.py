@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from sweeps.cli.common import TrackingUri, existing_store, fail, no_store, quiet_libraries, user_errors
+from sweeps.cli.ui import trials_page
 
 
 def report(
@@ -70,11 +71,12 @@ def report(
             f"{r['version']} ({r['model_uri']})"
         )
     try:
-        where = log_report(uri, built.parent_run_id, files.folder, report_note(built))
+        where = log_report(uri, built.parent_run_id, files.folder, report_note(built, files.folder))
     except Exception as exc:  # the files are written; say what did not reach MLflow
         typer.echo(f"warning: report not logged to MLflow: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"logged as artifacts of the sweep's parent run {built.parent_run_id} under {where}/")
+    typer.echo(f"the trials in the MLflow UI: {trials_page(uri, name, built.experiment_id)}")
 
 
 def compare(

@@ -8,6 +8,7 @@ host, or a missed RDB heartbeat), failed, optionally retried, and its MLflow run
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,10 @@ class OptunaEngine:
                     f"{self.study.direction.name.lower()}, but the spec says {spec.objective.direction}; "
                     "rename the sweep or use another storage"
                 )
+            if self.study.metric_names != [spec.objective.metric]:  # optuna-dashboard's axis label
+                with warnings.catch_warnings():  # "experimental" since Optuna 3.2
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    self.study.set_metric_names([spec.objective.metric])
             self.limit = spec.budget.trials
             if spec.engine.sampler == "grid":
                 self.limit = min(self.limit, self._enqueue_grid())

@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from sweeps.report.build import Report
     from sweeps.report.plots import Plot
 
-UI_PORT = 5000
-
 
 @dataclass(frozen=True)
 class Heading:
@@ -67,12 +65,10 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 def run_url(report: Report, run_id: str) -> str:
     """The run's page in the MLflow UI: the server itself, or what `sweep ui` serves locally."""
-    base = (
-        report.tracking_uri.rstrip("/")
-        if report.tracking_uri.startswith("http")
-        else f"http://127.0.0.1:{UI_PORT}"
-    )
-    return f"{base}/#/experiments/{report.experiment_id}/runs/{run_id}"
+    from tracking.dashboard import run_url as page
+    from tracking.dashboard import ui_base
+
+    return page(ui_base(report.tracking_uri), report.experiment_id, run_id)
 
 
 def expected_rows(report: Report) -> list[list[str]]:
@@ -110,6 +106,7 @@ def _best(report: Report, has_best_yaml: bool) -> list[Block]:
     config = report.best_config()
     run_id = best["run_id"]
     uri = report.tracking_uri
+    url = run_url(report, run_id)
     blocks += [
         Text(
             f"**{report.metric} = {best['value']:.4f}**, trial {int(best['trial'])} (best epoch "
@@ -122,10 +119,9 @@ def _best(report: Report, has_best_yaml: bool) -> list[Block]:
         Text("Open the trial:"),
         Bullets(
             [
-                f"in the MLflow UI: `sweep ui --tracking-uri {uri}`, then [{run_url(report, run_id)}]"
-                f"({run_url(report, run_id)})"
+                f"in the MLflow UI: `sweep ui {report.sweep} --tracking-uri {uri}`, then [{url}]({url})"
                 if not uri.startswith("http")
-                else f"in the MLflow UI: [{run_url(report, run_id)}]({run_url(report, run_id)})",
+                else f"in the MLflow UI: [{url}]({url})",
                 f'from Python: `mlflow.set_tracking_uri("{uri}"); mlflow.get_run("{run_id}")`',
                 f'its model: `mlflow.artifacts.download_artifacts(run_id="{run_id}", '
                 f'artifact_path="checkpoint/best.keras", tracking_uri="{uri}")`',
@@ -318,19 +314,6 @@ def _provenance(report: Report) -> list[Block]:
         ),
         Text("The spec, as the sweep ran it:"),
         Code(p["spec_yaml"] or "", "yaml"),
-    ]
-
-
-def note_document(report: Report) -> list[Block]:
-    """The head of the report, for the parent run's description in the MLflow UI."""
-    return [
-        *_summary(report),
-        *_best(report, has_best_yaml=False),
-        *_top(report),
-        Text(
-            "The full report (plots, optimizers, expected best by budget) is among this run's artifacts, "
-            "under `report/`."
-        ),
     ]
 
 

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from sweeps.report.build import plain
-from sweeps.report.document import note_document, report_document, run_url
+from sweeps.report.document import report_document, run_url
 from sweeps.report.importance import METHOD
 from sweeps.report.plots import Plot, render_plots
 from sweeps.report.render import to_html, to_markdown
+from sweeps.running.views import sweep_view
 
 if TYPE_CHECKING:
     from sweeps.report.build import Report
@@ -103,13 +104,38 @@ def report_json(report: Report, plots: list[Plot]) -> dict[str, Any]:
     )
 
 
-NOTE_LIMIT = 8000  # MLflow's longest tag value; a run's description is the tag mlflow.note.content
+def report_note(report: Report, folder: Path) -> str:
+    """The parent run's description once the report is logged: the sweep's summary, as the sweep
+    keeps it (`tracking.notes`), saying where this report is."""
+    from tracking.notes import sweep_note
 
-
-def report_note(report: Report) -> str:
-    """The report's head as Markdown, cut to what a run's description can hold."""
-    text = to_markdown(note_document(report))
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 2] + "…\n"
+    best = report.best
+    summary = None
+    if best is not None:
+        summary = {
+            "number": int(best["trial"]),
+            "value": float(best["value"]),
+            "config": report.best_config(),
+        }
+        summary["run_id"] = str(best["run_id"])
+    run = f"#/experiments/{report.experiment_id}/runs/{report.parent_run_id}"
+    html = f"{run}/artifacts/report/report.html?workflowType=machine_learning"
+    where = (
+        f"Written {report.generated} by `sweep report`: [report.html]({html}), report.md, report.json"
+        f"{' and best.yaml' if best is not None else ''} are this run's artifacts under `report/` "
+        f"(and files in `{folder.resolve()}` where it was written)."
+    )
+    rows = report.trials.to_dict("records") if not report.trials.empty else []
+    return sweep_note(
+        sweep_view(report.spec),
+        report.experiment_id,
+        report.status,
+        report.counts(),
+        summary,
+        rows,
+        report.spec.budget.trials,
+        report_section=where,
+    )
 
 
 def write_report(report: Report, folder: Path) -> ReportFiles:

@@ -211,6 +211,7 @@ class Sweep:
         from sweeps.engines.locks import SweepLock
         from sweeps.engines.registry import make_engine
         from sweeps.running.memory import restart_sweep
+        from sweeps.running.views import sweep_view
         from tracking.probe import sweep_http_settings
         from tracking.runs import SweepTracker
         from tracking.store import local_dir, resolve_tracking_uri
@@ -233,7 +234,7 @@ class Sweep:
             self.engine = make_engine(spec, storage, local)
             self.tracker = SweepTracker(self.uri, spec.name)
             with lock.hold():
-                self.parent = self.tracker.open(spec_params(spec), spec.to_yaml())
+                self.parent = self.tracker.open(spec_params(spec), spec.to_yaml(), sweep_view(spec))
             self.counted_at_open = self.engine.counted()
         self.trials_run = 0  # trials this process trained and reported
         self.notes: list[str] = []  # what workers said they recorded when they were stopped
@@ -247,7 +248,12 @@ class Sweep:
         summary = (
             None
             if best is None
-            else {"number": best.number, "value": best.value, "config": used_config(best.config)}
+            else {
+                "number": best.number,
+                "value": best.value,
+                "config": used_config(best.config),
+                "run_id": best.run_id,
+            }
         )
         self.tracker.summarize(self.engine.counts(), summary, self.spec.objective.metric)
 
@@ -264,7 +270,10 @@ class Sweep:
         """
         from sweeps.running.stores import failed_store
         from sweeps.running.trial import TrialRunner
+        from sweeps.running.views import training_inputs
         from tracking.probe import short_cause
+
+        self.tracker.use_inputs(training_inputs(self.spec, data))
 
         def after_trial(outcome: TrialOutcome | None) -> None:
             self.trials_run += 1

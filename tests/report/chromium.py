@@ -1,37 +1,41 @@
-"""Open a page in a real headless Chromium over the DevTools protocol, as a user's browser would:
-what its images decoded to, what it logged as errors, and a full-page screenshot."""
+"""Pages opened in a real headless Chromium, as a user's browser opens them: Debian's Chromium
+(CI installs it with apt) driven by Playwright, so no browser is downloaded."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import itertools
-import json
 import shutil
-import subprocess
-import tempfile
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+from playwright.sync_api import ConsoleMessage, Page, sync_playwright
+
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = (
+ARGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--remote-debugging-port=0",
-    "--window-size=1200,900",
+    "--no-first-run",
 )
+WINDOW = {"width": 1440, "height": 900}  # a laptop's browser window
 IMAGES_JS = (
-    "JSON.stringify(Array.from(document.images, i => "
-    "({alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight})))"
+    "Array.from(document.images, i => "
+    "({alt: i.alt, complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"
 )
+# Whether a user sees an element: its centre is in the window and not covered by anything else.
+IN_VIEW_JS = """el => {
+  const r = el.getBoundingClientRect();
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  if (r.width === 0 || x < 0 || y < 0 || x > innerWidth || y > innerHeight) return false;
+  const top = document.elementFromPoint(x, y);
+  return top !== null && (el === top || el.contains(top));
+}"""
 
 
 def chromium_path() -> str | None:
@@ -39,122 +43,61 @@ def chromium_path() -> str | None:
     return found or (CHROMIUM if Path(CHROMIUM).exists() else None)
 
 
+requires_chromium = pytest.mark.skipif(
+    chromium_path() is None, reason="chromium is not installed (apt-get install chromium)"
+)
+
+
+@dataclass
+class Browsed:
+    """A page in the browser, and the errors it logged (console errors, uncaught exceptions)."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+
+def _error_of(message: ConsoleMessage) -> str | None:
+    return f"console.{message.type}: {message.text}" if message.type in ("error", "assert") else None
+
+
+@contextmanager
+def browser(timeout_ms: float = 60_000) -> Iterator[Browsed]:
+    """A fresh browser profile (as a first-time visitor) with one page."""
+    binary = chromium_path()
+    assert binary is not None, "chromium is not installed"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=binary, args=list(ARGS))
+        try:
+            page = launched.new_page(viewport=WINDOW)
+            page.set_default_timeout(timeout_ms)
+            browsed = Browsed(page)
+            page.on("console", lambda m: (e := _error_of(m)) and browsed.errors.append(e))
+            page.on("pageerror", lambda exc: browsed.errors.append(f"exception: {exc}"))
+            yield browsed
+        finally:
+            launched.close()
+
+
+def in_view(page: Page, selector_or_locator: Any) -> bool:
+    """Whether the element is where the user sees it, without scrolling or clicking."""
+    locator = (
+        page.locator(selector_or_locator) if isinstance(selector_or_locator, str) else selector_or_locator
+    )
+    return bool(locator.evaluate(IN_VIEW_JS))
+
+
 @dataclass
 class PageCheck:
     images: list[dict[str, Any]]
-    errors: list[str] = field(default_factory=list)  # console errors, exceptions, failed loads
-    title: str = ""
+    errors: list[str]
+    title: str
 
 
-def _error_of(event: dict[str, Any]) -> str | None:
-    method, params = event.get("method"), event.get("params", {})
-    if method == "Runtime.exceptionThrown":
-        return f"exception: {params['exceptionDetails'].get('text')}"
-    if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-        return "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
-    if method == "Log.entryAdded" and params["entry"].get("level") == "error":
-        return f"log: {params['entry'].get('text')} {params['entry'].get('url', '')}"
-    return None
-
-
-async def _drive(ws_url: str, page_url: str, screenshot: Path, timeout: float) -> PageCheck:
-    import aiohttp
-
-    ids = itertools.count(1)
-    errors: list[str] = []
-    loaded = asyncio.Event()
-    pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-
-    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, max_msg_size=0) as ws:
-
-        async def reader() -> None:
-            async for message in ws:
-                data = json.loads(message.data)
-                if "id" in data and data["id"] in pending:
-                    pending.pop(data["id"]).set_result(data)
-                elif data.get("method") == "Page.loadEventFired":
-                    loaded.set()
-                elif (error := _error_of(data)) is not None:
-                    errors.append(error)
-
-        async def call(method: str, **params: Any) -> dict[str, Any]:
-            number = next(ids)
-            pending[number] = asyncio.get_running_loop().create_future()
-            await ws.send_str(json.dumps({"id": number, "method": method, "params": params}))
-            reply = await asyncio.wait_for(pending[number], timeout)
-            if "error" in reply:
-                raise RuntimeError(f"{method}: {reply['error']}")
-            return reply.get("result", {})
-
-        task = asyncio.create_task(reader())
-        for domain in ("Page", "Runtime", "Log"):
-            await call(f"{domain}.enable")
-        await call("Page.navigate", url=page_url)
-        await asyncio.wait_for(loaded.wait(), timeout)
-        images = json.loads(
-            (await call("Runtime.evaluate", expression=IMAGES_JS, returnByValue=True))["result"]["value"]
-        )
-        title = (await call("Runtime.evaluate", expression="document.title", returnByValue=True))["result"][
-            "value"
-        ]
-        size = (await call("Page.getLayoutMetrics"))["cssContentSize"]
-        shot = await call(
-            "Page.captureScreenshot",
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1},
-        )
-        screenshot.write_bytes(base64.b64decode(shot["data"]))
-        await asyncio.sleep(0.2)  # let late console messages arrive
-        task.cancel()
-    return PageCheck(images, errors, title)
-
-
-def _devtools_port(profile: Path, process: subprocess.Popen[bytes], timeout: float) -> int:
-    """Chromium writes the port it chose (--remote-debugging-port=0) to DevToolsActivePort."""
-    marker = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if marker.exists() and marker.read_text().strip():
-            return int(marker.read_text().splitlines()[0])
-        if process.poll() is not None:
-            raise RuntimeError(f"chromium exited with {process.returncode}")
-        time.sleep(0.1)
-    raise TimeoutError("chromium did not open its DevTools port")
-
-
-def _page_target(port: int, timeout: float) -> str:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as reply:
-            pages = [t for t in json.load(reply) if t.get("type") == "page"]
-        if pages:
-            return str(pages[0]["webSocketDebuggerUrl"])
-        if time.monotonic() > deadline:
-            raise TimeoutError("chromium opened no page")
-        time.sleep(0.1)
-
-
-def check_page(page: Path, screenshot: Path, timeout: float = 60) -> PageCheck:
-    """Load `page` in headless Chromium; return its images and errors, and save a screenshot."""
-    binary = chromium_path()
-    assert binary is not None, "chromium is not installed"
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            port = _devtools_port(Path(profile), process, timeout)
-            target = _page_target(port, timeout)
-            return asyncio.run(_drive(target, page.resolve().as_uri(), screenshot, timeout))
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def check_page(path: Path, screenshot: Path) -> PageCheck:
+    """Open a local file; return its images (as decoded) and errors, and save a full-page screenshot."""
+    with browser() as browsed:
+        page = browsed.page
+        page.goto(path.resolve().as_uri(), wait_until="load")
+        images = page.evaluate(IMAGES_JS)
+        page.screenshot(path=str(screenshot), full_page=True)
+        return PageCheck(images, list(browsed.errors), page.title())

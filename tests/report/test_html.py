@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tests.report.chromium import check_page, chromium_path
+from tests.report.chromium import check_page, requires_chromium
 from tests.report.conftest import Reported
 
-pytestmark = pytest.mark.skipif(
-    chromium_path() is None, reason="chromium is not installed (apt-get install chromium)"
-)
 
-
+@requires_chromium
 def test_html_report_renders_every_plot_without_errors(reported: Reported) -> None:
     screenshot = reported.folder / "screenshot.png"
     page = check_page(reported.folder / "report.html", screenshot)

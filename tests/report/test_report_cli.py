@@ -99,7 +99,7 @@ def test_report_markdown_reads_as_a_report(reported: Reported) -> None:
     ):
         assert heading in text, heading
     assert f"val_accuracy = {data['best']['value']:.4f}" in text
-    assert data["best"]["run_id"] in text and "sweep ui --tracking-uri" in text
+    assert data["best"]["run_id"] in text and f"sweep ui {SWEEP} --tracking-uri" in text
     assert "sweep run best.yaml" in text
     for path in data["plots"].values():
         assert f"]({path})" in text
@@ -140,8 +140,13 @@ def test_report_is_logged_on_the_parent_run(reported: Reported) -> None:
     assert {f"report/{n}" for n in ("report.md", "report.html", "report.json", "best.yaml", "plots")} <= files
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "report/plots")}
     assert "report/plots/expected_best.png" in plots
-    note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith(f"# Sweep `{SWEEP}`") and "## Best config" in note
+    note = parent.data.tags["mlflow.note.content"]  # the sweep's summary, now saying where the report is
+    assert note.startswith(f"**Sweep `{SWEEP}`: finished**, 5 of 5 trials (5 complete).")
+    assert (
+        f"#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}/artifacts/report/report.html"
+        in note
+    )
+    assert str(reported.folder.resolve()) in note
 
 
 def test_retrain_registers_the_model_with_test_metrics(reported: Reported) -> None:

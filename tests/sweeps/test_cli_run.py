@@ -72,9 +72,49 @@ def test_parent_run_layout(finished_sweep) -> None:
     assert parent.data.tags["best.optimizer"] == best_config["optimizer"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert "spec.yaml" in artifacts
-    models = client.search_logged_models([exp.experiment_id])
-    assert [m.name for m in models] == ["best_model"]
-    assert models[0].source_run_id == parent.info.run_id
+    # The best model: a logged model of the best trial's run, with that trial's metrics (the
+    # summary, and the epoch metrics at its best epoch), listed by the parent run too.
+    (model,) = client.search_logged_models([exp.experiment_id])
+    best = client.get_run(model.source_run_id)
+    assert model.name == "best_model" and model.status == "READY"
+    assert (
+        best.data.tags[tags.TRIAL]
+        == parent.data.tags[tags.BEST_TRIAL]
+        == parent.data.tags[tags.BEST_MODEL_TRIAL]
+    )
+    assert [o.model_id for o in best.outputs.model_outputs] == [model.model_id]
+    assert [o.model_id for o in parent.outputs.model_outputs] == [model.model_id]
+    metrics = {m.key: m for m in model.metrics}
+    assert metrics["best_val_accuracy"].value == best.data.metrics["best_val_accuracy"]
+    assert metrics["best_val_accuracy"].dataset_name == "digits"
+    epoch = int(best.data.metrics["best_epoch"])
+    assert metrics["val_accuracy"].step == epoch and metrics["val_accuracy"].value == pytest.approx(
+        best.data.metrics["best_val_accuracy"]
+    )
+    assert not any(key.startswith("system/") for key in metrics)
+    # Its description: the summary, best first, with a link to the best trial's run.
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith(
+        "**Sweep `tiny`: finished**, 3 of 3 trials (3 complete).  \n**Best: val_accuracy = "
+    )
+    assert (
+        f"(#/experiments/{exp.experiment_id}/runs/{best.info.run_id}?workflowType=machine_learning)" in note
+    )
+
+
+def test_experiment_opens_on_the_trials(finished_sweep) -> None:
+    """What the MLflow UI reads: the kind, the description, and the view of the trials."""
+    _, uri, _ = finished_sweep
+    exp = MlflowClient(uri).get_experiment_by_name("tiny")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "maximize `val_accuracy` on `digits`" in exp.tags["mlflow.note.content"]
+    envelope = json.loads(exp.tags["mlflow.sharedViewState.sweeplab-trials"])
+    state = json.loads(envelope["state"])
+    assert state["searchFilter"] == "tags.`sweeplab.role` = 'trial'"
+    assert state["orderByKey"] == "metrics.`best_val_accuracy`" and state["orderByAsc"] is False
+    # The optimizer first, then the spec file's order (its keys sorted).
+    searched = [f"params.`{name}`" for name in sorted(TINY["space"], key=lambda n: (n != "optimizer", n))]
+    assert state["selectedColumns"][:5] == ["metrics.`best_val_accuracy`", *searched]
 
 
 def test_trial_runs_layout(finished_sweep) -> None:
@@ -84,6 +124,7 @@ def test_trial_runs_layout(finished_sweep) -> None:
     (parent,) = client.search_runs([exp.experiment_id], f"tags.`{tags.ROLE}` = 'sweep'")
     runs = trial_runs(client, "tiny")
     assert [r.data.tags[tags.TRIAL] for r in runs] == ["0", "1", "2"]
+    digests = set()
     for run in runs:
         data = run.data
         assert run.info.status == "FINISHED"
@@ -118,6 +159,17 @@ def test_trial_runs_layout(finished_sweep) -> None:
         assert data.metrics["best_val_accuracy"] == pytest.approx(history[int(data.metrics["best_epoch"])])
         files = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert {"history.csv", "curves.png", "checkpoint"} <= files
+        # The data it trained and was validated on, as MLflow dataset inputs, the same for every trial.
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert sorted(inputs) == ["training", "validation"]
+        assert {d.name for d in inputs.values()} == {"digits"} and inputs["training"].source_type == "local"
+        digests.add((inputs["training"].digest, inputs["validation"].digest))
+        # Its description: the config, state and value in one line.
+        note = data.tags["mlflow.note.content"]
+        value = data.metrics["best_val_accuracy"]
+        assert note.startswith(f"optimizer={data.params['optimizer']}, ") and "\n" not in note
+        assert f": complete, val_accuracy {value:.4f} at epoch {int(data.metrics['best_epoch'])} of " in note
+    assert len(digests) == 1 and len({*next(iter(digests))}) == 2
 
 
 def test_checkpoint_scores_its_logged_value(finished_sweep, tmp_path: Path) -> None:

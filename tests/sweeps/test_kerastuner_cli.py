@@ -102,9 +102,15 @@ def test_both_engines_share_the_experiment_with_a_parent_each(side_by_side) -> N
         assert len(runs) == {"optuna": 2, "kerastuner": 3}[engine]
         for run in runs:
             assert run.data.tags[tags.PARENT] == by_engine[engine].info.run_id
-    # The best model of each engine is logged on its own parent run.
+    # The best model of each engine is a logged model of that engine's best trial (one more each
+    # time a continued sweep finds a better one), and its parent run lists it.
     models = client.search_logged_models([exp.experiment_id])
-    assert {m.source_run_id for m in models} == {p.info.run_id for p in parents}
+    trial_of = {m.model_id: client.get_run(m.source_run_id).data.tags for m in models}
+    assert {t[tags.PARENT] for t in trial_of.values()} == {p.info.run_id for p in parents}
+    for parent in parents:
+        listed = [o.model_id for o in client.get_run(parent.info.run_id).outputs.model_outputs]
+        assert {trial_of[m][tags.PARENT] for m in listed} == {parent.info.run_id}
+        assert parent.data.tags[tags.BEST_MODEL_TRIAL] in {trial_of[m][tags.TRIAL] for m in listed}
 
 
 def test_trial_runs_have_the_same_columns(side_by_side) -> None:

@@ -27,4 +27,7 @@ def test_default_command_runs_the_quickstart_offline(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "sweep quickstart: 2 complete" in result.stdout
     assert (workdir / "mlflow.db").exists()
-    assert "compare the trials in the MLflow UI: sweep ui" in result.stdout
+    assert (
+        "the trials in the MLflow UI: http://127.0.0.1:5000/#/experiments/1/runs?"
+        "workflowType=machine_learning&viewStateShareKey=sweeplab-trials\n(served by: sweep ui quickstart)\n"
+    ) in result.stdout
