@@ -55,7 +55,9 @@ def test_pruned_trials_stop_early_and_stay_in_mlflow(tracking_uri: str, workdir:
         assert run.info.status == "FINISHED"
         if number in pruned_numbers:
             assert run.data.tags[tags.STATE] == "pruned"
-            assert run.data.metrics["pruned_epoch"] == epochs_run < 4
+            # Pruned at the epoch it stopped; that may be the last one (4) when the trials it is
+            # compared with were told to the study only then (tells wait for their runs' writes).
+            assert run.data.metrics["pruned_epoch"] == epochs_run <= 4
         else:
             assert run.data.tags[tags.STATE] == "complete"
 
