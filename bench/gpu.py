@@ -14,6 +14,9 @@ and GPU utilization and memory sampled every 0.2 s during the later epochs throu
 same MLflow monitors that trial runs log (CPU utilization where there is no GPU). Then
 `bench/overhead.py` gives the sweep-vs-plain-loop ratio on the same machine.
 
+Then `bench/fused.py` (the same configs as a plain Keras loop, a sweep one trial at a time and
+fused sweeps of K trials, against the raw stacked step) at Fashion-MNIST size on this machine.
+
 Each case runs in a fresh process (GPU memory is per process; TensorFlow is told to grow
 its memory and JAX not to preallocate, so the memory figures mean what the model used).
 The backend is Keras's: set KERAS_BACKEND=jax or torch where TensorFlow is not installed.
@@ -22,6 +25,7 @@ The backend is Keras's: set KERAS_BACKEND=jax or torch where TensorFlow is not i
     python bench/gpu.py --models mlp --batches 256 --epochs 4
     python bench/gpu.py --tiny --same-process --overhead-repeats 0   # a CPU smoke test
     python bench/gpu.py --out bench/results/gpu-h100-tensorflow.json
+    python bench/gpu.py --models mlp --batches 32 --fused-ks 1 8 16 32 --fused-workloads b
 """
 
 from __future__ import annotations
@@ -195,6 +199,19 @@ def overhead(repeats: int) -> dict | None:
     return figures
 
 
+def fused(repeats: int, ks: list[int], workloads: list[str], train: int, val: int) -> dict | None:
+    """bench/fused.py on this machine: trials per minute, plain loop vs solo vs fused K."""
+    if repeats < 1:
+        return None
+    command = [sys.executable, str(ROOT / "bench" / "fused.py"), "--repeats", str(repeats), "--ks"]
+    command += [str(k) for k in ks] + ["--workloads", *workloads]
+    command += ["--train-size", str(train), "--val-size", str(val)]
+    out = subprocess.run(command, capture_output=True, text=True, env=child_env(), check=False)
+    if out.returncode != 0:
+        return {"error": out.stderr[-2000:]}
+    return {"command": " ".join(command[1:]), "output": out.stdout.strip()}
+
+
 def describe_machine() -> dict:
     from sweeps.running.devices import device_line, discover
 
@@ -263,6 +280,9 @@ def main() -> None:
     parser.add_argument(
         "--overhead-repeats", type=int, default=3, help="bench/overhead.py repeats; 0 skips it"
     )
+    parser.add_argument("--fused-repeats", type=int, default=1, help="bench/fused.py repeats; 0 skips it")
+    parser.add_argument("--fused-ks", nargs="+", type=int, default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--fused-workloads", nargs="+", default=["b", "c"], choices=["a", "b", "c"])
     parser.add_argument("--tiny", action="store_true", help="tiny arrays: a smoke test that runs on a CPU")
     parser.add_argument(
         "--same-process", action="store_true", help="all cases in this process (faster start)"
@@ -324,6 +344,13 @@ def main() -> None:
         print()
         print("bench/overhead.py on this machine:")
         print(ratio.get("output", ratio.get("error")))
+    # Fashion-MNIST size on a GPU; the tiny smoke test keeps bench/fused.py's CPU sizes.
+    sizes = (2400, 600) if args.tiny else (48_000, 12_000)
+    packs = fused(args.fused_repeats, args.fused_ks, args.fused_workloads, *sizes)
+    if packs is not None:
+        print()
+        print("bench/fused.py on this machine:")
+        print(packs.get("output", packs.get("error")))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
@@ -334,6 +361,7 @@ def main() -> None:
                     "epochs": args.epochs,
                     "cases": cases,
                     "overhead": ratio,
+                    "fused": packs,
                 },
                 indent=2,
             )

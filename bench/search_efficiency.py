@@ -14,11 +14,14 @@ val_loss), with the same trial budget for every search and 3 seeds each:
 
 For each: the best validation accuracy reached, and the epochs trained (all trials, in the
 order they ran, pruned ones counted for the epochs they ran) up to the trial that reached it.
-Every sweep is a real `sweeps.run(...)` with full MLflow tracking into a temporary folder.
+With `--fuse K` the Optuna searches train K trials at a time (`train.fuse`), and the table adds
+wall seconds: until a trial within 0.5 points of the grid's best was recorded, and in all, the
+grid always run one trial at a time (the seeds' way). Every sweep is a real `sweeps.run(...)`
+with full MLflow tracking into a temporary folder.
 
     python bench/search_efficiency.py              # 12 trials per search, seeds 0 1 2
     python bench/search_efficiency.py --trials 6 --seeds 0
-    python bench/search_efficiency.py --only "grid (seeds)" tpe "tpe (per-opt lr)"
+    python bench/search_efficiency.py --fuse 6 --only "grid (seeds)" tpe "tpe (per-opt lr)"
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +81,9 @@ PER_OPTIMIZER = {
 }
 
 
-def methods(trials: int, seed: int) -> dict[str, dict]:
+def methods(trials: int, seed: int, fuse: int = 1) -> dict[str, dict]:
     searched = {**BASE, "space": SPACE, "budget": {"trials": trials}}
+    fused = {**searched, "train": {**BASE["train"], "fuse": fuse}}
     return {
         # The grid is fixed; its seed is the training seed.
         "grid (seeds)": {
@@ -88,15 +93,15 @@ def methods(trials: int, seed: int) -> dict[str, dict]:
             "engine": {"name": "optuna", "sampler": "grid"},
             "budget": {"trials": len(OPTIMIZERS)},
         },
-        "random": {**searched, "engine": {"name": "optuna", "sampler": "random", "seed": seed}},
-        "tpe": {**searched, "engine": {"name": "optuna", "sampler": "tpe", "seed": seed}},
+        "random": {**fused, "engine": {"name": "optuna", "sampler": "random", "seed": seed}},
+        "tpe": {**fused, "engine": {"name": "optuna", "sampler": "tpe", "seed": seed}},
         "tpe (per-opt lr)": {
-            **searched,
+            **fused,
             "space": PER_OPTIMIZER,
             "engine": {"name": "optuna", "sampler": "tpe", "seed": seed},
         },
         "tpe+hyperband": {
-            **searched,
+            **fused,
             "engine": {
                 "name": "optuna",
                 "sampler": "tpe",
@@ -118,18 +123,47 @@ def trials_of(spec: dict, folder: Path):
     return sweeps.run({**spec, "name": "bench"}, tracking_uri=uri).trials.sort_values("trial")
 
 
-def measure(spec: dict, folder: Path) -> tuple[float, float, float, int]:
-    """(best val accuracy, epochs to reach it, all epochs, trials) of one search."""
+# (seconds since the search started, value) of each trial, as it is recorded
+RECORDED: list[tuple[float, float]] = []
+
+
+def record_times() -> None:
+    """Note when each trial's result reaches the tracker (solo and fused trials alike)."""
+    from sweeps.running.trial import TrialRunner
+
+    original = TrialRunner.record
+
+    def record(self, recorder, number, config, result, pruning, started):
+        RECORDED.append((time.perf_counter(), float(result.best_value)))
+        return original(self, recorder, number, config, result, pruning, started)
+
+    TrialRunner.record = record
+
+
+def measure(spec: dict, folder: Path) -> tuple[float, float, float, int, list, float]:
+    """(best val accuracy, epochs to reach it, all epochs, trials, (seconds, value) of each
+    recorded trial, seconds in all) of one search."""
+    RECORDED.clear()
+    start = time.perf_counter()
     frame = trials_of(spec, folder)
+    seconds = time.perf_counter() - start
     frame = frame[frame["state"].isin(["complete", "pruned"])].reset_index(drop=True)
     epochs = frame["epochs_run"].fillna(0).cumsum()
     best_index = frame["value"].idxmax()
+    timeline = [(t - start, v) for t, v in RECORDED]
     return (
         float(frame.loc[best_index, "value"]),
         float(epochs.loc[best_index]),
         float(epochs.iloc[-1]),
         len(frame),
+        timeline,
+        seconds,
     )
+
+
+def seconds_to(timeline: list[tuple[float, float]], target: float) -> float:
+    """When the first trial at or above `target` was recorded (inf: never)."""
+    return min((t for t, v in timeline if v >= target - 1e-9), default=float("inf"))
 
 
 def main() -> None:
@@ -138,7 +172,10 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", nargs="+", help="Run only these searches (names as in the table).")
+    parser.add_argument("--fuse", type=int, default=1, help="train.fuse of the Optuna searches")
+    parser.add_argument(
+        "--only", nargs="+", help="Run only these searches (names as in the table; the grid always runs)."
+    )
     args = parser.parse_args()
     import logging
 
@@ -146,23 +183,46 @@ def main() -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
-    rows: dict[str, list[tuple[float, float, float, int]]] = {}
+    record_times()
+    rows: dict[str, list[tuple]] = {}
     for seed in args.seeds:
-        for name, spec in methods(args.trials, seed).items():
-            if args.only and name not in args.only:
+        for name, spec in methods(args.trials, seed, args.fuse).items():
+            if args.only and name not in args.only and not name.startswith("grid"):
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 rows.setdefault(name, []).append(measure(spec, Path(tmp)))
-            print(f"  seed {seed} {name}: {rows[name][-1]}", file=sys.stderr)
+            best, to_best, total, trials, _, seconds = rows[name][-1]
+            print(
+                f"  seed {seed} {name}: best {best:.4f}, {to_best:.0f}/{total:.0f} epochs, {seconds:.1f} s",
+                file=sys.stderr,
+            )
     print(
         f"digits, MLP(100), up to {EPOCHS} epochs, {args.trials} trials per search "
-        f"(grid: its 6 configs), seeds {args.seeds}; mean over seeds"
+        f"(grid: its 6 configs, one at a time), Optuna searches with train.fuse {args.fuse}, "
+        f"seeds {args.seeds}; mean over seeds"
     )
-    print("| search | best val accuracy | epochs to reach it | epochs in all | trials |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| search | best val accuracy | epochs to reach it | epochs in all | trials "
+        "| seconds to within 0.5 points of the grid's best | seconds in all |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    grid = rows["grid (seeds)"]
     for name, results in rows.items():
-        best, to_best, total, trials = (statistics.mean(values) for values in zip(*results, strict=True))
-        print(f"| {name} | {best:.4f} | {to_best:.0f} | {total:.0f} | {trials:.0f} |")
+        best, to_best, total, trials = (statistics.mean(r[i] for r in results) for i in range(4))
+        # Against the grid of the same seed: the first recorded trial within 0.5 points of its best.
+        reach = [seconds_to(r[4], g[0] - 0.005) for r, g in zip(results, grid, strict=True)]
+        reached = f"{statistics.mean(reach):.1f}" if all(x < float("inf") for x in reach) else "not reached"
+        seconds = statistics.mean(r[5] for r in results)
+        cells = [
+            name,
+            f"{best:.4f}",
+            f"{to_best:.0f}",
+            f"{total:.0f}",
+            f"{trials:.0f}",
+            reached,
+            f"{seconds:.1f}",
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ import keras
 
 from experiments.backends import release_memory
 from experiments.data import Data, StreamedDataset
+from experiments.dispatch import resolve_steps_per_execution
 from experiments.errors import ConfigError, ModelError
 from experiments.metrics import check_metrics, compile_args, logged_metrics
 from experiments.models import build_model
@@ -40,7 +41,7 @@ from experiments.optimizers import make_optimizer
 from experiments.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS
 from experiments.tasks import TASK_INFO, TASKS
 
-__all__ = ["StopReason", "TrainConfig", "TrialResult", "train"]
+__all__ = ["StopReason", "TrainConfig", "TrialResult", "compile_model", "result_from_history", "train"]
 
 StopReason = Literal["completed", "early_stopping", "nan_loss", "stopped"]
 
@@ -56,6 +57,8 @@ class TrainConfig:
     under the ``mixed_float16`` policy (the output layer must compute in float32);
     ``jit_compile`` is passed to ``compile``: XLA on TensorFlow and JAX, ``torch.compile``
     on PyTorch (whose compile time, tens of seconds on a CPU, each trial pays again).
+    ``steps_per_execution`` ("auto" or N) is how many steps Keras runs per call (see
+    `experiments.dispatch`).
     """
 
     model: str
@@ -79,6 +82,7 @@ class TrainConfig:
     initial_weights: str | None = None
     mixed_precision: bool = False
     jit_compile: bool | str = "auto"
+    steps_per_execution: int | str = "auto"
     verbose: int = 0
 
     def __post_init__(self) -> None:
@@ -167,7 +171,15 @@ def train(config: TrainConfig, data: Data, callbacks: Sequence[keras.callbacks.C
                 f"the model logged {', '.join(sorted(history))}, not {name!r} (a metric of your own "
                 "logs under its function's name)"
             )
-    return _result(config, model, early_stopping, history, train_seconds)
+    # Keras records stopped_epoch 0-based and never fires at epoch 0, so 0 means "never".
+    fired = early_stopping.stopped_epoch > 0
+    return result_from_history(
+        config,
+        history,
+        stopped_epoch=early_stopping.stopped_epoch + 1 if fired else 0,
+        stop_requested=bool(model.stop_training),
+        train_seconds=train_seconds,
+    )
 
 
 def _fit_data(config: TrainConfig, data: Data) -> dict[str, Any]:
@@ -232,14 +244,29 @@ def _build(config: TrainConfig, data: Data) -> keras.Model:
             _check_float32_output(config.model, model)
         if config.initial_weights is not None:
             model.load_weights(config.initial_weights)
-        model.compile(
-            optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),
-            **compile_args(config.task, config.loss, config.metrics),
-            jit_compile=config.jit_compile,
-        )
+        compile_model(model, config, steps_per_execution=_steps_per_execution(config, data))
     finally:
         keras.mixed_precision.set_dtype_policy(previous_policy)
     return model
+
+
+def compile_model(model: keras.Model, config: TrainConfig, *, steps_per_execution: int = 1) -> None:
+    """Compile one trial's model: its optimizer, and the task's (or the spec's) loss and metrics
+    (fused checkpoints use it too)."""
+    model.compile(
+        optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),
+        **compile_args(config.task, config.loss, config.metrics),
+        jit_compile=config.jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+
+
+def _steps_per_execution(config: TrainConfig, data: Data) -> int:
+    """A stream's length is not known ahead: it gets the "auto" bound alone."""
+    n_samples = None if isinstance(data, StreamedDataset) else len(data.y_train)
+    return resolve_steps_per_execution(
+        config.steps_per_execution, n_samples=n_samples, batch_size=config.batch_size
+    )
 
 
 def _check_float32_output(name: str, model: keras.Model) -> None:
@@ -252,13 +279,20 @@ def _check_float32_output(name: str, model: keras.Model) -> None:
         )
 
 
-def _result(
+def result_from_history(
     config: TrainConfig,
-    model: keras.Model,
-    early_stopping: keras.callbacks.EarlyStopping,
     history: dict[str, list[float]],
+    *,
+    stopped_epoch: int,
+    stop_requested: bool,
     train_seconds: float,
 ) -> TrialResult:
+    """A trial's result from its per-epoch history, by the rules Keras's callbacks apply.
+
+    ``stopped_epoch`` is EarlyStopping's 1-based epoch (0: it never fired); ``stop_requested``
+    says a callback (a pruner) asked training to stop. A checkpoint that would hold a diverged
+    model as "best" (no finite monitored value) is removed.
+    """
     losses = history.get("loss", [])
     monitored = history.get(config.monitor, [])
     index = best_index(monitored, config.mode)
@@ -273,13 +307,11 @@ def _result(
     if checkpoint_path is not None and not os.path.exists(checkpoint_path):
         checkpoint_path = None
 
-    # Keras records stopped_epoch 0-based and never fires at epoch 0, so 0 means "never".
-    fired = early_stopping.stopped_epoch > 0
     if losses and not math.isfinite(losses[-1]):
         stop_reason: StopReason = "nan_loss"
-    elif fired:
+    elif stopped_epoch > 0:
         stop_reason = "early_stopping"
-    elif model.stop_training:
+    elif stop_requested:
         stop_reason = "stopped"
     else:
         stop_reason = "completed"
@@ -288,7 +320,7 @@ def _result(
         history=history,
         epochs=list(range(config.initial_epoch + 1, config.initial_epoch + len(losses) + 1)),
         best_epoch=best_epoch,
-        stopped_epoch=early_stopping.stopped_epoch + 1 if fired else 0,
+        stopped_epoch=stopped_epoch,
         best_value=best_value,
         best_monitor=best_monitor,
         epochs_run=len(losses),
@@ -349,3 +381,6 @@ def _check_config(config: TrainConfig) -> None:
         fail("checkpoint_path", "a path ending in .keras (the whole model is saved)")
     if config.jit_compile not in (True, False, "auto"):
         fail("jit_compile", "True, False or 'auto'")
+    spe = config.steps_per_execution
+    if spe != "auto" and (isinstance(spe, bool) or not isinstance(spe, int) or spe < 1):
+        fail("steps_per_execution", "'auto' or an integer >= 1")

@@ -127,6 +127,8 @@ def test_gpu_benchmark_runs_on_a_cpu_with_tiny_arrays(tmp_path: Path) -> None:
         "2",
         "--overhead-repeats",
         "0",
+        "--fused-repeats",
+        "0",
         "--out",
         str(out),
     ]
@@ -134,7 +136,7 @@ def test_gpu_benchmark_runs_on_a_cpu_with_tiny_arrays(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     assert "devices: backend " in result.stdout and "| mlp | 32 | on |" in result.stdout
     figures = json.loads(out.read_text())
-    assert figures["tiny"] is True and figures["overhead"] is None
+    assert figures["tiny"] is True and figures["overhead"] is None and figures["fused"] is None
     (case,) = figures["cases"]
     assert case["mixed_precision"] is True and case["epochs"] == 2
     assert case["epoch_s"] > 0 and case["samples_per_s"] > 0 and case["utilization_samples"] >= 1

@@ -14,6 +14,7 @@ STATE = "sweeplab.state"  # complete | pruned | failed | running
 REASON = "sweeplab.reason"  # why a trial failed or stopped: exception, nan_loss, ...
 ERROR = "sweeplab.error"  # the error message of a failed trial
 CONFIG = "sweeplab.config"  # the trial's config as JSON, exact types kept
+PACK = "sweeplab.pack"  # fused trials: an id shared by the trials trained together as one model
 BEST_TRIAL = "sweeplab.best_trial"
 BEST_CONFIG = "sweeplab.best_config"
 BEST_MODEL_TRIAL = "sweeplab.best_model_trial"

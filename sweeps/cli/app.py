@@ -155,9 +155,17 @@ def run(
             "kept, renamed NAME@TIME. Needed when the search changed.",
         ),
     ] = False,
+    fuse: Annotated[
+        int | None, typer.Option("--fuse", min=1, help="Override train.fuse: trials trained together.")
+    ] = None,
 ) -> None:
     """Run a sweep (the built-in `quickstart` if no spec is given), or continue an interrupted one."""
-    loaded = _load(spec, {"budget.trials": trials} if trials else None)
+    overrides: dict[str, object] = {}
+    if trials:
+        overrides["budget.trials"] = trials
+    if fuse:
+        overrides["train.fuse"] = fuse
+    loaded = _load(spec, overrides or None)
     gpu_list = _gpu_list(gpus)
     if loaded.engine.name == "kerastuner" and (workers > 1 or gpu_list is not None):
         fail(

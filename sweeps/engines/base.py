@@ -7,17 +7,33 @@ nothing of MLflow; the runner knows nothing of Optuna or KerasTuner.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from sweeps.errors import TrialFailed
     from sweeps.running.trial import TrialOutcome, TrialRunner
 
 OnTrial = Callable[["TrialOutcome | None"], None]  # after each trial; None for a failed one
 # The Optuna storage by default: a journal file beside the MLflow store (here, so that what
 # checks it need not import the engine, which imports Keras).
 JOURNAL_FILE = "optuna.journal"
+
+
+@dataclass(frozen=True)
+class PackTrial:
+    """One trial of a pack (`train.fuse`): what `TrialRunner.__call__` takes for a trial alone."""
+
+    number: int
+    config: Mapping[str, Any]
+    callbacks: Sequence[Any] = ()
+    pruning: Any = None
+    on_run: Callable[[str], None] | None = None
+
+
+# Hears of each trial of a pack as its branch ends: its outcome, or its recorded failure.
+OnPackTrialEnd = Callable[[PackTrial, "TrialOutcome | TrialFailed"], None]
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,12 @@ class OptunaEngine:
         The study hears of a trial's end only once its MLflow run is written (the tell is
         queued behind the run's writes), so a worker killed in between leaves a RUNNING
         trial that `recover` fails and closes, never a finished trial with an open run.
+        With `train.fuse` > 1, trials run in packs (`sweeps.engines.optuna_packs`).
         """
+        if self.spec.train.fuse > 1:
+            from sweeps.engines.optuna_packs import PackLoop
+
+            return PackLoop(self).optimize(runner, on_trial)
         started = time.monotonic()
         failures = 0
         if self._nothing_left():  # every config failed for good in an earlier run: not again

@@ -94,6 +94,18 @@ def load_data(spec: Spec) -> Data:
     )
 
 
+def check_backend(spec: Spec) -> None:
+    """Settings the Keras backend in use cannot run, refused before any store is touched."""
+    from experiments.dispatch import resolve_steps_per_execution
+    from experiments.errors import ConfigError
+    from sweeps.errors import SpecError
+
+    try:
+        resolve_steps_per_execution(spec.train.steps_per_execution, n_samples=1, batch_size=1)
+    except ConfigError as exc:
+        raise SpecError(f"train.{exc}") from None
+
+
 def prepare(spec: Spec) -> tuple[Spec, Data, str | None]:
     """Load the data and settle the task, before any store is touched: the spec with its task
     (and the task's default objective), the data, and the line that says which task was
@@ -135,7 +147,33 @@ def prepare(spec: Spec) -> tuple[Spec, Data, str | None]:
         raise SpecError(
             "space.batch_size: the dataset streams its own batches; batch_size cannot be searched"
         )
+    if spec.train.fuse > 1:
+        check_fusable(spec, data)
+    check_backend(spec)
     return spec, data, note
+
+
+def check_fusable(spec: Spec, data: Data) -> None:
+    """Fused trials score their branches with the classification head only (softmax,
+    sparse categorical cross-entropy, accuracy), over arrays in memory: anything else is
+    refused rather than trained with the wrong loss."""
+    from experiments.streams import StreamedDataset
+    from sweeps.errors import SpecError
+
+    why = None
+    if spec.task != "classification":
+        why = f"task {spec.task}"
+    elif spec.train.loss not in (None, "sparse_categorical_crossentropy"):
+        why = f"train.loss {spec.train.loss!r}"
+    elif spec.train.metrics not in (None, ["accuracy"]):
+        why = f"train.metrics {spec.train.metrics!r}"
+    elif isinstance(data, StreamedDataset):
+        why = f"a dataset that streams its batches ({data.name!r})"
+    if why is not None:
+        raise SpecError(
+            f"train.fuse {spec.train.fuse}: fused trials train classification with its default loss "
+            f"and metrics, on arrays in memory; this spec has {why} (use fuse: 1)"
+        )
 
 
 def preflight(

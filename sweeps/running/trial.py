@@ -19,6 +19,7 @@ from sweeps.spec.space import DEFAULT, TRAIN_PARAMS, describe
 
 if TYPE_CHECKING:
     from experiments.data import Data
+    from sweeps.engines.base import OnPackTrialEnd, PackTrial
     from sweeps.spec.schema import Spec
     from tracking.runs import SweepTracker
 
@@ -73,6 +74,7 @@ def train_config(spec: Spec, config: Mapping[str, Any], checkpoint_path: str | N
         checkpoint_path=checkpoint_path,
         mixed_precision=spec.train.mixed_precision,
         jit_compile=spec.train.jit_compile,
+        steps_per_execution=spec.train.steps_per_execution,
         verbose=spec.train.verbose,
     )
 
@@ -96,6 +98,8 @@ def trial_params(spec: Spec) -> dict[str, Any]:
         "backend": backend_name(),
         "mixed_precision": spec.train.mixed_precision,
         "jit_compile": spec.train.jit_compile,
+        "steps_per_execution": spec.train.steps_per_execution,
+        "fuse": spec.train.fuse,
     }
 
 
@@ -144,19 +148,12 @@ class TrialRunner:
         """
         started = time.perf_counter()
         config = used_config(config)
-        recorder = self.tracker.trial(
-            number,
-            config,
-            {**trial_params(self.spec), **(params or {})},
-            run_name(number, config),
-            extra_tags={"sweeplab.engine": self.spec.engine.name, **(tags or {})},
-        )
+        recorder = self.open_run(number, config, params, tags)
         if on_run is not None:
             on_run(recorder.run_id)
-        objective = self.spec.objective.metric
         try:
             job = replace(
-                train_config(self.spec, config, recorder.checkpoint_path),
+                self.job(config, recorder.checkpoint_path),
                 epochs=epochs or self.spec.train.epochs,
                 initial_epoch=initial_epoch,
                 initial_weights=initial_weights,
@@ -174,6 +171,38 @@ class TrialRunner:
         if keep_checkpoint and result.checkpoint_path:
             Path(keep_checkpoint).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.checkpoint_path, keep_checkpoint)
+        return self.record(recorder, number, config, result, pruning, started)
+
+    def open_run(
+        self,
+        number: int,
+        config: Mapping[str, Any],
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The nested MLflow run of one trial (a `tracking.runs.TrialRecorder`)."""
+        return self.tracker.trial(
+            number,
+            config,
+            {**trial_params(self.spec), **(params or {})},
+            run_name(number, config),
+            extra_tags={"sweeplab.engine": self.spec.engine.name, **(tags or {})},
+        )
+
+    def job(self, config: Mapping[str, Any], checkpoint_path: str | None) -> TrainConfig:
+        return train_config(self.spec, config, checkpoint_path)
+
+    def record(
+        self,
+        recorder: Any,
+        number: int,
+        config: Mapping[str, Any],
+        result: TrialResult,
+        pruning: Any,
+        started: float,
+    ) -> TrialOutcome:
+        """Record a trained trial's result on its run (queued); raises TrialFailed for a NaN loss."""
+        objective = self.spec.objective.metric
         metrics = {"trial_seconds": time.perf_counter() - started}
         if result.stop_reason == "nan_loss" or not math.isfinite(result.best_value):
             message = f"loss became NaN or infinite at epoch {result.epochs[-1] if result.epochs else 1}"
@@ -188,10 +217,20 @@ class TrialRunner:
             number, dict(config), state, result.best_value, result, recorder.run_id, lambda: recorder.written
         )
 
+    def pack(self, trials: Sequence[PackTrial], on_end: OnPackTrialEnd) -> None:
+        """Train and record several trials together (`train.fuse`); see `sweeps.running.packs`."""
+        from sweeps.running.packs import run_pack
+
+        run_pack(self, trials, on_end)
+
     def after_recorded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` once everything queued for the trial runs so far is in MLflow (or
         failed to get there: `TrialOutcome.recorded` says which)."""
         self.tracker.submit(f"after recording: {getattr(fn, '__name__', fn)}", fn, *args, to_mlflow=False)
+
+    def wait_recorded(self) -> None:
+        """Return once every queued write (runs, and the engine's tells behind them) is done."""
+        self.tracker.drain()
 
     def abandon(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose worker died (found stale by the engine)."""

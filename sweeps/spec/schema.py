@@ -134,7 +134,16 @@ class TrainSpec(_Section):
     seed: int = 0
     mixed_precision: bool = False
     jit_compile: bool | Literal["auto"] = "auto"
+    steps_per_execution: int | str = "auto"  # training steps per call into Keras
+    fuse: int = Field(1, ge=1)  # up to this many trials trained together as one model
     verbose: int = Field(0, ge=0, le=2)
+
+    @field_validator("steps_per_execution", mode="before")
+    @classmethod
+    def _steps(cls, value: Any) -> int | str:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"expected 'auto' or an integer >= 1, got {value!r}")
 
     @field_validator("loss")
     @classmethod
@@ -226,6 +235,15 @@ class Spec(BaseModel):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", name):
             raise ValueError(f"{name!r} must be letters, digits, '_', '-' or '.'")
         return name
+
+    @model_validator(mode="after")
+    def _fuse_engine(self) -> Spec:
+        if self.train.fuse > 1 and self.engine.name == "kerastuner":
+            raise ValueError(
+                f"train.fuse: {self.train.fuse} trials at once needs engine optuna; the kerastuner "
+                "engine runs one trial at a time (use fuse: 1)"
+            )
+        return self
 
     @property
     def monitor(self) -> str:

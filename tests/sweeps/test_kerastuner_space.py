@@ -119,7 +119,8 @@ def test_grid_needs_value_lists() -> None:
 
 
 def _engine(**engine: Any):
-    return load_spec("quickstart", {"engine": engine}).engine
+    # The built-in quickstart fuses trials, which only the optuna engine does.
+    return load_spec("quickstart", {"engine": engine, "train.fuse": 1}).engine
 
 
 def test_engine_section() -> None:
@@ -149,6 +150,8 @@ def test_engine_options_belong_to_their_engine(engine: dict[str, Any], expected:
 
 
 def test_kerastuner_spec_round_trips() -> None:
-    spec = load_spec("quickstart", {"engine": {"name": "kerastuner", "tuner": "bayesian", "seed": 2}})
+    spec = load_spec(
+        "quickstart", {"engine": {"name": "kerastuner", "tuner": "bayesian", "seed": 2}, "train.fuse": 1}
+    )
     assert spec.raw()["engine"] == {"name": "kerastuner", "tuner": "bayesian", "seed": 2}
     assert load_spec(spec.raw()) == spec

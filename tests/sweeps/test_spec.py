@@ -72,6 +72,10 @@ def base() -> dict:
         ("dataset.name", "dir:", "dataset.name: unknown dataset 'dir:'"),
         ("budget.trials", 0, "budget.trials"),
         ("name", "has space", "name: 'has space' must be letters"),
+        ("train.fuse", 0, "train.fuse: Input should be greater than or equal to 1"),
+        ("train.fuse", 2.5, "train.fuse: Input should be a valid integer"),
+        ("train.steps_per_execution", 0, "train.steps_per_execution: expected 'auto' or an integer >= 1"),
+        ("train.steps_per_execution", "fast", "steps_per_execution: expected 'auto' or an integer"),
     ],
 )
 def test_bad_field_is_named(base: dict, path: str, value: object, expected: str) -> None:
@@ -81,6 +85,13 @@ def test_bad_field_is_named(base: dict, path: str, value: object, expected: str)
     assert message.startswith("spec my.yaml: ")
     assert expected in message
     assert "\n" not in message
+
+
+def test_fused_trials_need_the_optuna_engine(base: dict) -> None:
+    spec = apply_overrides(base, {"train.fuse": 4, "engine": {"name": "kerastuner"}})
+    with pytest.raises(SpecError, match="train.fuse: 4 trials at once needs engine optuna"):
+        parse_spec(spec)
+    assert parse_spec(apply_overrides(base, {"train.fuse": 4})).train.fuse == 4
 
 
 def test_momentum_without_a_momentum_optimizer_is_rejected(base: dict) -> None:
