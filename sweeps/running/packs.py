@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from experiments.backends import failure_reason
 from sweeps.engines.base import OnPackTrialEnd, PackTrial
 from sweeps.errors import TrialFailed
-from sweeps.running.trial import used_config
 from tracking.tags import PACK
 
 if TYPE_CHECKING:
@@ -71,10 +70,9 @@ class _Pack:
         self.on_end = on_end
         self.started = time.perf_counter()
         self.ended: set[int] = set()
-        self.configs = [used_config(trial.config) for trial in group]  # as a solo trial logs them
         self.recorders = []
-        for trial, config in zip(group, self.configs, strict=True):
-            recorder = runner.open_run(trial.number, config, tags=tags)
+        for trial in group:
+            recorder = runner.open_run(trial.number, trial.config, tags=tags)
             if trial.on_run is not None:
                 trial.on_run(recorder.run_id)
             self.recorders.append(recorder)
@@ -90,9 +88,9 @@ class _Pack:
         from experiments.fused import train_pack
 
         jobs, positions = [], []
-        for i, (config, recorder) in enumerate(zip(self.configs, self.recorders, strict=True)):
+        for i, (trial, recorder) in enumerate(zip(self.group, self.recorders, strict=True)):
             try:
-                jobs.append(self.runner.job(config, recorder.checkpoint_path))
+                jobs.append(self.runner.job(trial.config, recorder.checkpoint_path))
                 positions.append(i)
             except Exception as exc:  # a config the training job refuses fails that trial only
                 self._fail(i, exc)
@@ -108,7 +106,7 @@ class _Pack:
             trial = self.group[i]
             try:
                 outcome: Any = self.runner.record(
-                    self.recorders[i], trial.number, self.configs[i], result, trial.pruning, self.started
+                    self.recorders[i], trial.number, trial.config, result, trial.pruning, self.started
                 )
             except TrialFailed as exc:
                 outcome = exc

@@ -171,8 +171,8 @@ def check_fusable(spec: Spec, data: Data) -> None:
         why = f"a dataset that streams its batches ({data.name!r})"
     if why is not None:
         raise SpecError(
-            f"train.fuse {spec.train.fuse}: fused trials train classification with its default loss "
-            f"and metrics, on arrays in memory; this spec has {why} (use fuse: 1)"
+            f"train.fuse: {spec.train.fuse} trials at once need the classification task with its "
+            f"default loss and metrics, on arrays in memory; this spec has {why} (use fuse: 1)"
         )
 
 

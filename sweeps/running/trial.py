@@ -221,7 +221,7 @@ class TrialRunner:
         """Train and record several trials together (`train.fuse`); see `sweeps.running.packs`."""
         from sweeps.running.packs import run_pack
 
-        run_pack(self, trials, on_end)
+        run_pack(self, [replace(t, config=used_config(t.config)) for t in trials], on_end)
 
     def after_recorded(self, fn: Callable[..., Any], *args: Any) -> None:
         """Call `fn(*args)` once everything queued for the trial runs so far is in MLflow (or

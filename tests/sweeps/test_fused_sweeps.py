@@ -166,6 +166,28 @@ def test_kerastuner_refuses_fused_trials(workdir: Path) -> None:
     assert not (workdir / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize(
+    ("change", "has"),
+    [
+        ({"dataset": {"name": "breast_cancer"}}, "task binary"),  # inferred from the targets
+        (
+            {"train": {"epochs": 1, "metrics": ["accuracy", "top_3_accuracy"]}},
+            "train.metrics ['accuracy', 'top_3_accuracy']",
+        ),
+        ({"train": {"epochs": 1, "loss": "categorical_hinge"}}, "train.loss 'categorical_hinge'"),
+    ],
+)
+def test_packs_refuse_what_their_head_cannot_score(change: dict, has: str, workdir: Path) -> None:
+    write_spec(workdir, {**TINY, **change})
+    result = sweep_cli("run", "tiny.yaml", "--fuse", "2", cwd=workdir)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: spec: train.fuse: 2 trials at once need the classification task with its "
+        f"default loss and metrics, on arrays in memory; this spec has {has} (use fuse: 1)"
+    ]
+    assert not (workdir / "mlflow.db").exists()
+
+
 def test_fuse_must_be_a_positive_integer(workdir: Path) -> None:
     write_spec(workdir, TINY)
     result = sweep_cli("run", "tiny.yaml", "--fuse", "0", cwd=workdir)
