@@ -3,8 +3,12 @@
 The same fixed configs are trained three ways, each in a fresh process so that imports
 and warm-up are paid alike:
 
-  plain     a plain Keras loop: build, compile, fit with EarlyStopping(restore_best_weights)
-            and a best-only ModelCheckpoint, as the seeds do; nothing recorded
+  plain     a plain Keras loop: build, compile (steps_per_execution 32, as a sweep's "auto"
+            resolves here), fit with EarlyStopping(restore_best_weights) and a best-only
+            ModelCheckpoint, as the seeds do; nothing recorded
+  plain-tfdata  the same loop fed the tf.data pipeline a sweep builds on TensorFlow (shuffled,
+            batched, prefetched; validation cached): sweeplab/plain-tfdata is the framework's
+            cost alone, sweeplab/plain what a user of the seeds' loop gains or pays
   sweeplab  `run_sweep` (what `sweep run` calls) with full tracking to a SQLite MLflow store:
             params, per-epoch metrics, history.csv, curves.png, the checkpoint, summaries,
             and the best model logged once on the parent run
@@ -43,6 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam"]
 EPOCHS, BATCH, LEARNING_RATE, DROPOUT, PATIENCE, UNITS = 3, 32, 0.01, 0.2, 2, 100
+# What a sweep compiles with here (train.steps_per_execution "auto"), so that both loops run
+# the same steps per call into Keras and the ratio is the framework's cost alone.
+STEPS_PER_EXECUTION = 32
 
 
 def make_data(path: Path, seed: int = 0) -> None:
@@ -86,8 +93,9 @@ def spec(data: Path, name: str) -> dict:
     }
 
 
-def plain_fit(config: dict, data: Any, workdir: Path) -> dict[str, list[float]]:
-    """One trial the seeds' way: build, compile, fit with EarlyStopping and a best-only checkpoint."""
+def plain_fit(config: dict, data: Any, workdir: Path, tf_data: bool = False) -> dict[str, list[float]]:
+    """One trial the seeds' way: build, compile, fit with EarlyStopping and a best-only checkpoint
+    (on the arrays, or with `tf_data` on the tf.data pipeline a sweep builds)."""
     import keras
 
     from experiments.models import build_model
@@ -100,14 +108,33 @@ def plain_fit(config: dict, data: Any, workdir: Path) -> dict[str, list[float]]:
         optimizer=make_optimizer(config["optimizer"], config["learning_rate"]),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
     )
+    if tf_data:  # the pipeline a sweep feeds on TensorFlow (experiments.training._fit_data)
+        import tensorflow as tf
+
+        n = len(data["y_train"])
+        feed = {
+            "x": tf.data.Dataset.from_tensor_slices((data["x_train"], data["y_train"]))
+            .shuffle(n, seed=0, reshuffle_each_iteration=True)
+            .batch(BATCH)
+            .prefetch(tf.data.AUTOTUNE),
+            "validation_data": tf.data.Dataset.from_tensor_slices((data["x_val"], data["y_val"]))
+            .batch(BATCH)
+            .cache()
+            .prefetch(tf.data.AUTOTUNE),
+        }
+    else:
+        feed = {
+            "x": data["x_train"],
+            "y": data["y_train"],
+            "batch_size": BATCH,
+            "validation_data": (data["x_val"], data["y_val"]),
+        }
     history = model.fit(
-        data["x_train"],
-        data["y_train"],
-        batch_size=BATCH,
+        **feed,
         epochs=EPOCHS,
         verbose=0,
-        validation_data=(data["x_val"], data["y_val"]),
         callbacks=[
             keras.callbacks.EarlyStopping("val_loss", patience=config["patience"], restore_best_weights=True),
             keras.callbacks.ModelCheckpoint(str(workdir / "best.keras"), "val_loss", save_best_only=True),
@@ -116,7 +143,7 @@ def plain_fit(config: dict, data: Any, workdir: Path) -> dict[str, list[float]]:
     return history.history
 
 
-def run_plain(data_path: Path, workdir: Path) -> dict:
+def run_plain(data_path: Path, workdir: Path, tf_data: bool = False) -> dict:
     import keras  # noqa: F401  (imported before the clock starts, as in the other modes)
     import numpy as np
 
@@ -124,9 +151,13 @@ def run_plain(data_path: Path, workdir: Path) -> dict:
     times = []
     for config in configs():
         start = time.perf_counter()
-        plain_fit(config, data, workdir)
+        plain_fit(config, data, workdir, tf_data)
         times.append(time.perf_counter() - start)
     return {"trials": times}
+
+
+def run_plain_tf_data(data_path: Path, workdir: Path) -> dict:
+    return run_plain(data_path, workdir, tf_data=True)
 
 
 def run_sweeplab(data_path: Path, workdir: Path) -> dict:
@@ -200,7 +231,7 @@ def run_peer(data_path: Path, workdir: Path) -> dict:
     return {"trials": times}
 
 
-MODES = {"plain": run_plain, "sweeplab": run_sweeplab, "peer": run_peer}
+MODES = {"plain": run_plain, "plain-tfdata": run_plain_tf_data, "sweeplab": run_sweeplab, "peer": run_peer}
 PROCESS_RATES = (0.01, 0.05)  # `--process`: the six optimizers at each of these learning rates
 
 PLAIN_PROCESS = """
@@ -344,11 +375,12 @@ def main() -> None:
             totals = [run["sweep_total"] for run in runs]
             extra = f"  (whole run_sweep incl. setup and best-model logging: {statistics.mean(totals):.2f} s)"
         median = statistics.median(trial_times)
-        print(f"  {mode:9s} {per_trial[mode]:6.2f} s per trial (median {median:.2f}){extra}")
-    if "plain" in per_trial:
-        for mode in per_trial:
-            if mode != "plain":
-                print(f"  ratio {mode}/plain: {per_trial[mode] / per_trial['plain']:.3f}x")
+        print(f"  {mode:12s} {per_trial[mode]:6.2f} s per trial (median {median:.2f}){extra}")
+    for base in ("plain", "plain-tfdata"):
+        if base in per_trial:
+            for mode in ("sweeplab", "peer"):
+                if mode in per_trial:
+                    print(f"  ratio {mode}/{base}: {per_trial[mode] / per_trial[base]:.3f}x")
 
 
 if __name__ == "__main__":

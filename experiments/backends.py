@@ -97,6 +97,33 @@ def failure_reason(exc: BaseException) -> str:
     return "exception"
 
 
+# Every this many sessions, what `new_session` froze is collected once (see there).
+FULL_COLLECT_EVERY = 16
+_sessions = 0
+
+
+def new_session() -> None:
+    """``keras.backend.clear_session`` for the next trial, with Python's cycle collector
+    skipping what outlives trials.
+
+    clear_session runs ``gc.collect()`` over the whole heap; in a sweep process (MLflow,
+    Optuna, SQLAlchemy, pandas and the backend imported) that measured 0.4-0.5 s a trial on
+    2 CPU cores, against 0.25-0.35 s in a plain Keras loop (bench/overhead.py). What survives
+    the collection is long-lived, so it is frozen (``gc.freeze``) and the next trial's
+    collection scans only what was made since (measured: 0.02 s). Every
+    FULL_COLLECT_EVERY sessions everything is unfrozen first and collected once, so a cycle
+    that was still alive when frozen and died later is freed too.
+    """
+    import keras
+
+    global _sessions
+    _sessions += 1
+    if _sessions % FULL_COLLECT_EVERY == 0:
+        gc.unfreeze()
+    keras.backend.clear_session()
+    gc.freeze()
+
+
 def release_memory() -> None:
     """Free what a finished or failed trial still holds: Keras state, Python garbage, and
     PyTorch's cached GPU blocks, so that the next trial in this process has the memory.
@@ -106,6 +133,7 @@ def release_memory() -> None:
     """
     import keras
 
+    gc.unfreeze()  # all of it: the failed trial's memory may sit among what `new_session` froze
     keras.backend.clear_session()
     gc.collect()
     torch = sys.modules.get("torch")

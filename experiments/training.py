@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import keras
 
-from experiments.backends import release_memory
+from experiments.backends import new_session, release_memory
 from experiments.data import Data, StreamedDataset
 from experiments.dispatch import resolve_steps_per_execution
 from experiments.errors import ConfigError, ModelError
@@ -225,7 +225,7 @@ def _build(config: TrainConfig, data: Data) -> keras.Model:
             "a .keras or .weights.h5 file written by an earlier trial"
         )
     # clear_session also forgets the seed set_random_seed stores, so it goes first.
-    keras.backend.clear_session()
+    new_session()
     keras.utils.set_random_seed(config.seed)
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:

@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from experiments.backends import release_memory
+from experiments.backends import new_session, release_memory
 from experiments.data import Dataset
 from experiments.errors import ConfigError
 from experiments.fused.branch import Branch, BranchView
@@ -117,7 +117,7 @@ def train_pack(
             on_branch_end(index, result)
 
     started = time.perf_counter()
-    keras.backend.clear_session(free_memory=False)  # names and seeds; Python's gc runs on its own
+    new_session()  # names and seeds, and what the last pack left
     inits: list[BranchInit] = []
     cache: dict[tuple, list[np.ndarray]] = {}
     for index, config in enumerate(configs):

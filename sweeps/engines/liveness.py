@@ -17,6 +17,10 @@ import psutil
 WORKER_ATTR = "sweeplab_worker"
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
+# psutil computes a start time from the boot time each process reads once, from the wall clock
+# (/proc/stat btime): two processes can disagree by a second where the clock is adjusted (VMs,
+# NTP). A pid reused by a new process starts far later than that.
+START_TOLERANCE_S = 2.0
 
 
 def this_worker() -> dict[str, Any]:
@@ -30,7 +34,8 @@ def is_dead(worker: dict[str, Any] | None) -> bool:
         return False
     try:
         process = psutil.Process(int(worker["pid"]))
-        return abs(process.create_time() - float(worker["started"])) > 1e-3 or process.status() == "zombie"
+        reused = abs(process.create_time() - float(worker["started"])) > START_TOLERANCE_S
+        return reused or process.status() == "zombie"
     except psutil.NoSuchProcess:
         return True
 

@@ -74,3 +74,30 @@ def test_backend_and_version() -> None:
     assert backend_name() == keras.backend.backend()
     assert backend_version("tensorflow") not in ("", "unknown")
     assert backend_version("no-such-backend") == "unknown"
+
+
+def test_new_session_frees_a_cycle_that_died_after_it_was_frozen() -> None:
+    """What survives a trial's collection is frozen (cheap later collections); a cycle that dies
+    after that is still freed, at the latest FULL_COLLECT_EVERY sessions later."""
+    import gc
+    import weakref
+
+    from experiments import backends
+
+    class Node:
+        pass
+
+    node = Node()
+    node.self = node  # a cycle: only the cycle collector frees it
+    alive = weakref.ref(node)
+    backends.new_session()
+    assert gc.get_freeze_count() > 0
+    del node
+    backends.new_session()
+    seen = 1
+    while alive() is not None and seen <= backends.FULL_COLLECT_EVERY:
+        backends.new_session()
+        seen += 1
+    assert alive() is None and seen <= backends.FULL_COLLECT_EVERY
+    backends.release_memory()
+    assert gc.get_freeze_count() == 0

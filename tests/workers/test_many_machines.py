@@ -121,7 +121,7 @@ def test_three_workers_share_one_budget(
         timeout=600,
     )
     assert closing.returncode == 0, closing.stderr[-3000:]
-    assert "9 complete" in closing.stdout
+    assert "9 complete" in closing.stdout, closing.stdout
 
     study = optuna.load_study(study_name="shared", storage=databases[0])
     assert len(study.trials) == 9  # one budget across the workers, not 9 each
