@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -219,34 +220,52 @@ def _fit_data(config: TrainConfig, data: Data) -> dict[str, Any]:
 
 def _build(config: TrainConfig, data: Data) -> keras.Model:
     """A compiled model, seeded; the global dtype policy is left as it was found."""
+    # clear_session also forgets the seed set_random_seed stores, so it goes first.
+    new_session()
+    with precision_policy(config.mixed_precision):
+        model = build_trial_model(config, data)
+        compile_model(model, config, steps_per_execution=_steps_per_execution(config, data))
+    return model
+
+
+@contextmanager
+def precision_policy(mixed_precision: bool) -> Iterator[None]:
+    """The dtype policy a trial is built and compiled under (Keras wraps the optimizer for
+    loss scaling at compile time); the global policy is restored after."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def build_trial_model(config: TrainConfig, data: Data) -> keras.Model:
+    """The trial's model, uncompiled, seeded so that its initial weights are the same wherever
+    it is built (alone, or as a branch of a fused pack), with its initial weights loaded.
+
+    Raises ConfigError for an ``initial_weights`` file that does not exist.
+    """
     if config.initial_weights is not None and not os.path.exists(config.initial_weights):
         raise ConfigError(
             f"initial_weights file {config.initial_weights!r} does not exist; expected "
             "a .keras or .weights.h5 file written by an earlier trial"
         )
-    # clear_session also forgets the seed set_random_seed stores, so it goes first.
-    new_session()
     keras.utils.set_random_seed(config.seed)
-    previous_policy = keras.config.dtype_policy()
+    model = build_model(
+        config.model,
+        data.input_shape,
+        data.num_classes,
+        dropout=config.dropout,
+        task=data.task,
+        output_shape=data.output_shape,
+        **dict(config.model_options),
+    )
     if config.mixed_precision:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
-        model = build_model(
-            config.model,
-            data.input_shape,
-            data.num_classes,
-            dropout=config.dropout,
-            task=data.task,
-            output_shape=data.output_shape,
-            **dict(config.model_options),
-        )
-        if config.mixed_precision:
-            _check_float32_output(config.model, model)
-        if config.initial_weights is not None:
-            model.load_weights(config.initial_weights)
-        compile_model(model, config, steps_per_execution=_steps_per_execution(config, data))
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous_policy)
+        _check_float32_output(config.model, model)
+    if config.initial_weights is not None:
+        model.load_weights(config.initial_weights)
     return model
 
 

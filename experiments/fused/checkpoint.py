@@ -17,7 +17,7 @@ from experiments.fused.model import BranchState
 from experiments.fused.optimizer import SLOT_ATTRIBUTES
 from experiments.models import build_model
 from experiments.registry import is_user_builder
-from experiments.training import TrainConfig, compile_model
+from experiments.training import TrainConfig, compile_model, precision_policy
 
 __all__ = ["write_checkpoint"]
 
@@ -35,15 +35,10 @@ def _carrier(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int
     )
     model = None if is_user_builder(config.model) else _carriers.get(key)
     if model is None:
-        previous = keras.config.dtype_policy()
-        if config.mixed_precision:
-            keras.mixed_precision.set_dtype_policy("mixed_float16")
-        try:
+        with precision_policy(config.mixed_precision):
             model = build_model(
                 config.model, input_shape, num_classes, dropout=config.dropout, **dict(config.model_options)
             )
-        finally:
-            keras.mixed_precision.set_dtype_policy(previous)
         if not is_user_builder(config.model):
             _carriers.clear()
             _carriers[key] = model

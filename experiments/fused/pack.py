@@ -44,16 +44,16 @@ from experiments.fused.model import (
     traced_rules,
 )
 from experiments.fused.plan import stackable_family
-from experiments.models import build_model
 from experiments.optimizers import DEFAULT_MOMENTUM
 from experiments.registry import MOMENTUM_OPTIMIZERS
 from experiments.streams import require_arrays
 from experiments.training import (
     TrainConfig,
     TrialResult,
-    _check_float32_output,
     _fit_data,
     _steps_per_execution,
+    build_trial_model,
+    precision_policy,
     result_from_history,
 )
 
@@ -138,11 +138,6 @@ def train_pack(
 
 def _branch_init(index: int, config: TrainConfig, data: Dataset, cache: dict) -> BranchInit:
     """The branch's initial weights, as its solo trial's `_build` makes them (same seed)."""
-    if config.initial_weights is not None and not _exists(config.initial_weights):
-        raise ConfigError(
-            f"initial_weights file {config.initial_weights!r} does not exist; expected "
-            "a .keras or .weights.h5 file written by an earlier trial"
-        )
     options = dict(config.model_options)
     # Same seed, same builder, same layers: the same initial weights (Dropout draws a seed when
     # it is created, so whether there is one matters, not its rate).
@@ -173,32 +168,9 @@ def _branch_init(index: int, config: TrainConfig, data: Dataset, cache: dict) ->
     )
 
 
-def _exists(path: str) -> bool:
-    import os
-
-    return os.path.exists(path)
-
-
 def _solo_model(config: TrainConfig, data: Dataset) -> keras.Model:
-    keras.utils.set_random_seed(config.seed)
-    previous = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
-        model = build_model(
-            config.model,
-            data.input_shape,
-            data.num_classes,
-            dropout=config.dropout,
-            **dict(config.model_options),
-        )
-        if config.mixed_precision:
-            _check_float32_output(config.model, model)
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
-    if config.initial_weights is not None:
-        model.load_weights(config.initial_weights)
-    return model
+    with precision_policy(config.mixed_precision):
+        return build_trial_model(config, data)
 
 
 # A rebuild pays when its expected saving exceeds its cost (tracing a new step) this many times.

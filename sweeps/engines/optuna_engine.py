@@ -185,18 +185,26 @@ class OptunaEngine:
         if retries < self.spec.budget.retries:
             self.study.enqueue_trial(trial.params, user_attrs={"retry_of": original})
 
+    def room(self, runner: TrialRunner, started: float) -> int | str:
+        """Called under the sweep's lock: how many new trials the budget has room for (0: it is
+        spoken for unless a running trial fails), or why to stop ("budget", "timeout")."""
+        self.recover(runner)
+        done = self.counted()
+        if done >= self.limit:
+            return "budget"
+        timeout = self.spec.budget.timeout
+        if timeout is not None and time.monotonic() - started >= timeout:
+            return "timeout"
+        return self.limit - done - len(self._trials(State.RUNNING))
+
     def _next_trial(self, runner: TrialRunner, started: float) -> optuna.Trial | str | None:
         """Under the sweep's lock: a new trial, None to wait for running ones, or why to stop."""
-        budget = self.spec.budget
         with self.lock.hold():
-            self.recover(runner)
-            done = self.counted()
-            if done >= self.limit:
-                return "budget"
-            if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
-                return "timeout"
-            if done + len(self._trials(State.RUNNING)) >= self.limit:
-                return None  # the budget is spoken for unless a running trial fails
+            room = self.room(runner, started)
+            if isinstance(room, str):
+                return room
+            if room <= 0:
+                return None
             trial = self.study.ask()
             trial.set_user_attr(WORKER_ATTR, this_worker())
             return trial

@@ -43,17 +43,12 @@ class PackLoop:
     ) -> list[tuple[optuna.Trial, dict[str, Any]]] | str | None:
         """Under the lock: up to `size` new trials with their configs, None to wait, or why to stop."""
         engine = self.engine
-        budget = engine.spec.budget
         with engine.lock.hold():
-            engine.recover(runner)
-            done = engine.counted()
-            if done >= engine.limit:
-                return "budget"
-            if budget.timeout is not None and time.monotonic() - started >= budget.timeout:
-                return "timeout"
-            room = engine.limit - done - len(engine._trials(State.RUNNING))
+            room = engine.room(runner, started)
+            if isinstance(room, str):
+                return room
             if room <= 0:
-                return None  # the budget is spoken for unless a running trial fails
+                return None
             pack = []
             for _ in range(min(self.size, room)):
                 trial = engine.study.ask()
