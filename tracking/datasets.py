@@ -9,8 +9,10 @@ filter show which data each trial saw, with the context (`training`, `validation
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from mlflow.entities import Dataset as DatasetEntity
@@ -18,6 +20,23 @@ from mlflow.entities import DatasetInput, InputTag
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 DIGEST_LENGTH = 12  # hex characters; MLflow's own digests are 8
+# A unique constraint met by a concurrent insert: SQLite's, PostgreSQL's and MySQL's wording.
+_DUPLICATE = re.compile(r"UNIQUE constraint failed|duplicate key value|Duplicate entry", re.IGNORECASE)
+
+
+def log_inputs(client: Any, run_id: str, inputs: list[DatasetInput]) -> None:
+    """``client.log_inputs``, safe when several workers log the sweep's datasets at once.
+
+    MLflow looks a dataset up and then inserts it, so two runs logging a new dataset together
+    can both insert it and one meets the unique constraint (seen with four workers on SQLite).
+    The row exists by then, so the second call only links it to the run.
+    """
+    try:
+        client.log_inputs(run_id, inputs)
+    except Exception as exc:
+        if not _DUPLICATE.search(str(exc)):
+            raise
+        client.log_inputs(run_id, inputs)
 
 
 @dataclass(frozen=True)

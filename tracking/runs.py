@@ -28,6 +28,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 from tracking import tags
 from tracking.artifacts import write_curves_png, write_history_csv
 from tracking.dashboard import SweepView, present
+from tracking.datasets import log_inputs
 from tracking.notes import SweepNotes, trial_note
 from tracking.provenance import provenance_tags
 from tracking.store import artifact_location
@@ -255,7 +256,7 @@ class SweepTracker:
         all_params = [Param(k, _param_value(v)) for k, v in {**params, **config}.items()]
         self.submit(f"trial run {run_id} params", self.client.log_batch, run_id, (), all_params)
         if self.inputs:
-            self.submit(f"trial run {run_id} datasets", self.client.log_inputs, run_id, self.inputs)
+            self.submit(f"trial run {run_id} datasets", log_inputs, self.client, run_id, self.inputs)
         recorder = TrialRecorder(self, run_id, number, config)
         self._open[run_id] = recorder
         recorder.start_system_metrics()
