@@ -44,6 +44,7 @@ from experiments.fused.model import (
     traced_rules,
 )
 from experiments.fused.plan import stackable_family
+from experiments.fused.scope import unfusable
 from experiments.optimizers import DEFAULT_MOMENTUM
 from experiments.registry import MOMENTUM_OPTIMIZERS
 from experiments.streams import require_arrays
@@ -70,13 +71,6 @@ SHARED_FIELDS = (
     "steps_per_execution",
 )
 
-# (task, loss, metrics) a pack's head scores exactly as a solo trial's compile step does.
-FUSABLE = {
-    ("classification", loss, metrics)
-    for loss in (None, "sparse_categorical_crossentropy")
-    for metrics in (None, ("accuracy",))
-}
-
 OnBranchEnd = Callable[[int, "TrialResult | Exception"], None]
 
 
@@ -101,12 +95,10 @@ def train_pack(
         values = {repr(getattr(c, name)) for c in configs}
         if len(values) > 1:
             raise ConfigError(f"a pack's trials must share {name}; got {', '.join(sorted(values))}")
-    for config in configs:  # the one head a pack has (`experiments.fused.head`)
-        if (config.task, config.loss, config.metrics) not in FUSABLE:
-            raise ConfigError(
-                "a pack trains classification with its default loss and metrics; got task "
-                f"{config.task}, loss {config.loss!r}, metrics {config.metrics!r}"
-            )
+    for config in configs:
+        why = unfusable(config.task, config.loss, config.metrics)
+        if why is not None:
+            raise ConfigError(f"a pack trains classification with its default loss and metrics; got {why}")
     require_arrays(data, "fused trials")
     callbacks = callbacks or [() for _ in configs]
     results: dict[int, TrialResult | Exception] = {}

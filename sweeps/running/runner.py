@@ -157,17 +157,12 @@ def check_fusable(spec: Spec, data: Data) -> None:
     """Fused trials score their branches with the classification head only (softmax,
     sparse categorical cross-entropy, accuracy), over arrays in memory: anything else is
     refused rather than trained with the wrong loss."""
+    from experiments.fused.scope import unfusable
     from experiments.streams import StreamedDataset
     from sweeps.errors import SpecError
 
-    why = None
-    if spec.task != "classification":
-        why = f"task {spec.task}"
-    elif spec.train.loss not in (None, "sparse_categorical_crossentropy"):
-        why = f"train.loss {spec.train.loss!r}"
-    elif spec.train.metrics not in (None, ["accuracy"]):
-        why = f"train.metrics {spec.train.metrics!r}"
-    elif isinstance(data, StreamedDataset):
+    why = unfusable(str(spec.task), spec.train.loss, spec.train.metrics)
+    if why is None and isinstance(data, StreamedDataset):
         why = f"a dataset that streams its batches ({data.name!r})"
     if why is not None:
         raise SpecError(

@@ -253,3 +253,11 @@ def test_cnn_branches_fused_equal_solo(digits: Dataset) -> None:
     fused = train_pack(configs, digits)
     for config, result in zip(configs, fused, strict=True):
         _close(train(config, digits), result)
+
+
+def test_a_pack_refuses_what_its_head_cannot_score(digits: Dataset) -> None:
+    """Never trained with the wrong loss: another loss or metrics is refused before any build."""
+    with pytest.raises(ConfigError, match="got train.loss 'categorical_hinge'"):
+        train_pack([_config(), _config(loss="categorical_hinge")], digits)
+    with pytest.raises(ConfigError, match=r"got train.metrics \['accuracy', 'top_3_accuracy'\]"):
+        train_pack([_config(metrics=("accuracy", "top_3_accuracy")), _config()], digits)

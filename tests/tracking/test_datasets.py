@@ -25,7 +25,9 @@ def test_runs_logging_a_new_dataset_at_once_all_get_it(tmp_path: Path) -> None:
         runs += round_runs
         barrier = threading.Barrier(len(round_runs))
 
-        def worker(run_id: str, inputs: list[DatasetInput] = inputs) -> None:
+        def worker(
+            run_id: str, inputs: list[DatasetInput] = inputs, barrier: threading.Barrier = barrier
+        ) -> None:
             own = MlflowClient(uri)  # a worker's own client and connections
             barrier.wait()
             try:
