@@ -19,10 +19,15 @@ import math
 
 from experiments.errors import ConfigError
 
-__all__ = ["AUTO_STEPS_PER_EXECUTION", "resolve_steps_per_execution"]
+__all__ = ["AUTO_STEPS_PER_EXECUTION", "is_steps_setting", "resolve_steps_per_execution"]
 
 # Measured with bench/fused.py and bench/overhead.py on the 2-core CPU (README "Fused trials").
 AUTO_STEPS_PER_EXECUTION = 32
+
+
+def is_steps_setting(value: object) -> bool:
+    """Whether ``value`` is a ``steps_per_execution`` setting: "auto" or an integer >= 1 (not a bool)."""
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
 
 
 def resolve_steps_per_execution(
@@ -43,7 +48,7 @@ def resolve_steps_per_execution(
     steps_per_epoch = math.inf if n_samples is None else max(1, math.ceil(n_samples / batch_size))
     if setting == "auto":
         return 1 if backend == "torch" else int(min(AUTO_STEPS_PER_EXECUTION, steps_per_epoch))
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+    if not is_steps_setting(setting):
         raise ConfigError(f"steps_per_execution={setting!r}: expected 'auto' or an integer >= 1")
     if setting > 1 and backend == "torch":
         raise ConfigError(

@@ -33,7 +33,7 @@ import keras
 
 from experiments.backends import new_session, release_memory
 from experiments.data import Data, StreamedDataset
-from experiments.dispatch import resolve_steps_per_execution
+from experiments.dispatch import is_steps_setting, resolve_steps_per_execution
 from experiments.errors import ConfigError, ModelError
 from experiments.metrics import check_metrics, compile_args, logged_metrics
 from experiments.models import build_model
@@ -400,6 +400,5 @@ def _check_config(config: TrainConfig) -> None:
         fail("checkpoint_path", "a path ending in .keras (the whole model is saved)")
     if config.jit_compile not in (True, False, "auto"):
         fail("jit_compile", "True, False or 'auto'")
-    spe = config.steps_per_execution
-    if spe != "auto" and (isinstance(spe, bool) or not isinstance(spe, int) or spe < 1):
+    if not is_steps_setting(config.steps_per_execution):
         fail("steps_per_execution", "'auto' or an integer >= 1")

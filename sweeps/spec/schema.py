@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from experiments.dispatch import is_steps_setting
 from experiments.metrics import check_metrics, logged_metrics
 from experiments.monitoring import metric_direction
 from experiments.registry import (
@@ -141,7 +142,7 @@ class TrainSpec(_Section):
     @field_validator("steps_per_execution", mode="before")
     @classmethod
     def _steps(cls, value: Any) -> int | str:
-        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        if is_steps_setting(value):
             return value
         raise ValueError(f"expected 'auto' or an integer >= 1, got {value!r}")
 
