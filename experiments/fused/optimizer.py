@@ -3,20 +3,21 @@
 Each trainable variable of a pack belongs to one *route*: the branches whose parameters it
 stacks along one axis (a fused layer, branches of any optimizer type side by side), or the
 single branch whose sub-model owns it. A route keeps, per branch, its update rule, learning
-rate and momentum, and an active mask. `update_step` computes, for each rule present in the
-variable, that rule's update exactly as Keras writes it (keras/src/optimizers/sgd.py,
-rmsprop.py, adagrad.py, adam.py, with Keras's defaults for rho, epsilon, the initial
-accumulator and the betas) and keeps, branch by branch, the one of its own rule. Two slots
-serve every rule: ``m`` (SGD's momentum with Keras's sign, Adam's first moment) and ``v``
-(RMSprop's and Adam's second moment, Adagrad's accumulator).
+rate and momentum, and an active mask. `update_step` updates every branch of a variable by its
+own rule in one elementwise pass (`_update`): the six rules written as one formula whose
+per-branch coefficients make it, for each branch, exactly the arithmetic Keras writes for its
+optimizer (keras/src/optimizers/sgd.py, rmsprop.py, adagrad.py, adam.py, with Keras's defaults
+for rho, epsilon, the initial accumulator and the betas). Two slots serve every rule: ``m``
+(SGD's momentum with Keras's sign, Adam's first moment) and ``v`` (RMSprop's and Adam's second
+moment, Adagrad's accumulator).
 
-On TensorFlow the update of a variable is one XLA kernel, traced once per rule set and shape
-and updating the variable in place: the rules' elementwise passes fused into one (4-5x faster
-than Keras's op-by-op updates on a CPU). JAX compiles the step anyway; PyTorch runs the same
-keras.ops eagerly.
+On TensorFlow the update of a variable is one XLA kernel, traced once per shape and slot set
+and updating the variable in place (4-5x faster than Keras's op-by-op updates on a CPU); it
+does not depend on which rules a pack holds, so a compiled pack takes the next pack's branches
+whatever their optimizers. JAX compiles the step anyway; PyTorch runs the same keras.ops eagerly.
 
-A stopped branch's mask is 0: its effective learning rate and momentum are 0, and the pack zeroes
-its slots and restores finite weights when it stops, so its weights no longer change.
+A stopped branch's coefficients that move its weights and slots are 0, and the pack zeroes its
+slots and restores finite weights when it stops, so its weights no longer change.
 """
 
 from __future__ import annotations
@@ -177,20 +178,29 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
             if spec.stacked:
                 shape[axis] = len(spec.branches)
             shape = tuple(shape)
-            active = self._active[route]
-            lr = ops.cast(ops.reshape(ops.multiply(self._lr[route], active), shape), dtype)
-            mu = ops.cast(ops.reshape(ops.multiply(self._mu[route], active), shape), dtype)
+            active = ops.cast(self._active[route], dtype)
+            lr = ops.cast(self._lr[route], dtype)
+            mu = ops.cast(self._mu[route], dtype)
             local_step = ops.cast(self.iterations + 1, dtype)
             beta_1_power = ops.power(ops.cast(BETA_1, dtype), local_step)
             beta_2_power = ops.power(ops.cast(BETA_2, dtype), local_step)
             # Adam's bias correction, folded into its step size as Keras folds it.
             alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-            rules = self._present[route]
+            values = {"lr": lr, "mu": mu, "alpha": alpha, "-lr": ops.negative(lr), "-mu": ops.negative(mu)}
             masks = {
-                rule: ops.greater(ops.reshape(self._masks[route][i], shape), 0.5)
-                for i, rule in enumerate(rules)
+                rule: ops.greater(self._masks[route][i], 0.5) for i, rule in enumerate(self._present[route])
             }
-            self._cache[key] = {"lr": lr, "mu": mu, "alpha": alpha, "rules": rules, "masks": masks}
+            coef = {}
+            for name in COEFFICIENTS:
+                vector = ops.zeros_like(lr)
+                for rule, mask in masks.items():
+                    value = UNIFIED[rule].get(name, 0.0)
+                    value = values[value] if isinstance(value, str) else ops.full_like(lr, value)
+                    vector = ops.where(mask, value, vector)
+                if name in STOPPED_AT_ZERO:  # a stopped branch no longer moves, nor do its slots
+                    vector = ops.multiply(vector, active)
+                coef[name] = ops.reshape(vector, shape)
+            self._cache[key] = coef
         return self._cache[key]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
@@ -201,72 +211,87 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
         gradient = ops.cast(gradient, variable.dtype)
         names = tuple(self.slots[index])
         slots = [self.slots[index][name] for name in names]
-        args = (coef["lr"], coef["mu"], coef["alpha"], [coef["masks"][r] for r in coef["rules"]])
         if keras.backend.backend() == "tensorflow":
-            _compiled(coef["rules"], names)(variable, gradient, [s.value for s in slots], *args)
+            _compiled(names)(variable, gradient, [s.value for s in slots], coef)
             return
-        new = _update(coef["rules"], names, variable, gradient, slots, *args)
+        new = _update(names, variable, gradient, slots, coef)
         self.assign(variable, new["var"])
         for name, slot in zip(names, slots, strict=True):
             self.assign(slot, new[name])
 
 
-def _rule(rule: str, var: Any, g: Any, m: Any, v: Any, lr: Any, mu: Any, alpha: Any) -> dict[str, Any]:
-    """One rule's update as Keras writes it: the new variable and the new slots it keeps."""
-    if rule == "sgd":
-        return {"var": ops.subtract(var, ops.multiply(g, lr))}
-    if rule in ("momentum", "nesterov"):
-        m = ops.subtract(ops.multiply(m, mu), ops.multiply(g, lr))
-        step = m if rule == "momentum" else ops.subtract(ops.multiply(m, mu), ops.multiply(g, lr))
-        return {"var": ops.add(var, step), "m": m}
-    if rule == "rmsprop":
-        v = ops.add(ops.multiply(RHO, v), ops.multiply(1 - RHO, ops.square(g)))
-        increment = ops.divide(ops.multiply(lr, g), ops.sqrt(ops.add(v, RMSPROP_EPSILON)))
-        return {"var": ops.subtract(var, increment), "v": v}
-    if rule == "adagrad":
-        v = ops.add(v, ops.square(g))
-        increment = ops.divide(ops.multiply(lr, g), ops.sqrt(ops.add(v, ADAGRAD_EPSILON)))
-        return {"var": ops.subtract(var, increment), "v": v}
-    m = ops.add(m, ops.multiply(ops.subtract(g, m), 1 - BETA_1))
-    v = ops.add(v, ops.multiply(ops.subtract(ops.square(g), v), 1 - BETA_2))
-    step = ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), ADAM_EPSILON))
-    return {"var": ops.subtract(var, step), "m": m, "v": v}
+# Every rule as one update with per-branch coefficients (`_update`), each rule's coefficients
+# chosen so that the arithmetic is Keras's own to the last bit: x * 1, x + 0, x - (-y) and
+# x / 1 are exact, and so are 0-coefficients on a slot the rule does not keep. Strings name
+# per-branch values; anything not listed is 0.
+COEFFICIENTS = ("p1", "p2", "p3", "q1", "q2", "q3", "d1", "d2", "e1", "e2")
+STOPPED_AT_ZERO = ("p3", "q3", "d1", "d2")
+UNIFIED: Mapping[str, Mapping[str, float | str]] = {
+    # var - g * lr
+    "sgd": {"d1": "lr", "e1": 1.0},
+    # m = m * mu - g * lr; var + m
+    "momentum": {"p1": "mu", "p3": "-lr", "d2": -1.0, "e1": 1.0},
+    # m = m * mu - g * lr; var + (m * mu - g * lr)
+    "nesterov": {"p1": "mu", "p3": "-lr", "d1": "lr", "d2": "-mu", "e1": 1.0},
+    # v = rho * v + (1 - rho) * g^2; var - lr * g / sqrt(v + eps)
+    "rmsprop": {"q1": RHO, "q3": 1 - RHO, "d1": "lr", "e1": RMSPROP_EPSILON},
+    # v = v + g^2; var - lr * g / sqrt(v + eps)
+    "adagrad": {"q1": 1.0, "q3": 1.0, "d1": "lr", "e1": ADAGRAD_EPSILON},
+    # m = m + (g - m) * (1 - b1); v = v + (g^2 - v) * (1 - b2); var - m * alpha / (sqrt(v) + eps)
+    "adam": {
+        "p1": 1.0,
+        "p2": 1.0,
+        "p3": 1 - BETA_1,
+        "q1": 1.0,
+        "q2": 1.0,
+        "q3": 1 - BETA_2,
+        "d2": "alpha",
+        "e2": ADAM_EPSILON,
+    },
+}
 
 
 def _update(
-    rules: tuple[str, ...],
-    names: tuple[str, ...],
-    var: Any,
-    g: Any,
-    slots: Sequence[Any],
-    lr: Any,
-    mu: Any,
-    alpha: Any,
-    masks: Sequence[Any],
+    names: tuple[str, ...], var: Any, g: Any, slots: Sequence[Any], c: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Every present rule's update, each branch keeping its own rule's (``masks[i]``: the
-    branches of ``rules[i]``); a slot a rule does not keep stays as it was."""
+    """Each branch's own rule, as one elementwise pass for all of them:
+
+        m' = m * p1 + (g - m * p2) * p3
+        v' = v * q1 + (g^2 - v * q2) * q3
+        var' = var - (g * d1 + m' * d2) / (sqrt(v' + e1) + e2)
+
+    (without a slot, its terms are 0). One pass over the variable whatever the mix of rules,
+    where computing every rule and selecting one per branch cost 1.6-2.5x more (an Adam-sized
+    pass: 1.75 ms for a (12, 784, 100) kernel on the 2-core CPU, against 2.75 ms for the six
+    rules selected)."""
     current = dict(zip(names, slots, strict=True))
-    m, v = current.get("m"), current.get("v")
     new: dict[str, Any] = {}
-    for rule, mask in zip(rules, masks, strict=True):
-        values = _rule(rule, var, g, m, v, lr, mu, alpha)
-        for key in ("var", *names):
-            value = values.get(key, current.get(key))
-            new[key] = value if key not in new else ops.where(mask, value, new[key])
+    step = ops.multiply(g, c["d1"])
+    if "m" in current:
+        m = current["m"]
+        new["m"] = ops.add(
+            ops.multiply(m, c["p1"]), ops.multiply(ops.subtract(g, ops.multiply(m, c["p2"])), c["p3"])
+        )
+        step = ops.add(step, ops.multiply(new["m"], c["d2"]))
+    if "v" in current:
+        v = current["v"]
+        new["v"] = ops.add(
+            ops.multiply(v, c["q1"]),
+            ops.multiply(ops.subtract(ops.square(g), ops.multiply(v, c["q2"])), c["q3"]),
+        )
+        step = ops.divide(step, ops.add(ops.sqrt(ops.add(new["v"], c["e1"])), c["e2"]))
+    new["var"] = ops.subtract(var, step)
     return new
 
 
 @functools.cache
-def _compiled(rules: tuple[str, ...], names: tuple[str, ...]) -> Any:
+def _compiled(names: tuple[str, ...]) -> Any:
     """TensorFlow: `_update` and the assignments as one XLA-compiled function (traced once per
-    shape, and shared by every pack of the process)."""
+    shape, and shared by every pack of the process, whatever its rules)."""
     import tensorflow as tf
 
-    def update(
-        variable: Any, gradient: Any, slots: list[Any], lr: Any, mu: Any, alpha: Any, masks: Any
-    ) -> None:
-        new = _update(rules, names, variable, gradient, slots, lr, mu, alpha, masks)
+    def update(variable: Any, gradient: Any, slots: list[Any], coef: dict[str, Any]) -> None:
+        new = _update(names, variable, gradient, slots, coef)
         variable.assign(new["var"])
         for name, slot in zip(names, slots, strict=True):
             slot.assign(new[name])

@@ -79,13 +79,16 @@ def train_pack(
     data: Dataset,
     callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
     on_branch_end: OnBranchEnd | None = None,
+    rules: Sequence[str] = (),
 ) -> list[TrialResult | Exception]:
     """Train `configs` together; result i is config i's `TrialResult`, or the exception that
     kept its branch from being built (an unknown model option, a builder that raises).
 
     `callbacks[i]` are config i's own callbacks, run after its built-in ones with a
     `BranchView` as their model. `on_branch_end(i, result)` hears of each branch as it ends,
-    while the others still train.
+    while the others still train. `rules`: the optimizers later packs may use (a sweep's
+    choices); on TensorFlow the step is traced for them too, so that every later pack of the
+    same layout reuses it instead of tracing and compiling a new one.
 
     Raises:
         ConfigError: configs that disagree on a `SHARED_FIELDS` value.
@@ -118,7 +121,7 @@ def train_pack(
         except Exception as exc:  # this branch cannot be built; the others train
             ended(index, exc)
     if inits:
-        trainer = _PackTrainer(configs, data, inits, list(callbacks), ended, started)
+        trainer = _PackTrainer(configs, data, inits, list(callbacks), ended, started, rules)
         try:
             trainer.run()
         except Exception:
@@ -236,8 +239,10 @@ class _PackTrainer:
         callbacks: list[Sequence[keras.callbacks.Callback]],
         ended: Callable[[int, TrialResult | Exception], None],
         started: float,
+        rules: Sequence[str] = (),
     ) -> None:
         self.data = data
+        self.rules = tuple(rules)
         self.config = configs[inits[0].index]
         self.epochs = self.config.epochs
         self.head = head_for(data.num_classes)
@@ -313,9 +318,12 @@ class _PackTrainer:
         if cached is not None and reuse_pack(cached, plan, inits, self.data.input_shape):
             cached.optimizer.iterations.assign(self.iterations)
             return cached
-        # Traced with the rules of the pack it replaces too, so that the sweep's later packs
-        # find one step for all the optimizers it has used.
+        # Traced with the rules the sweep may use and those of the pack it replaces, so that
+        # the sweep's later packs find one step for all their optimizers.
         also = traced_rules(cached) if cached is not None else []
+        if key is not None:
+            traced = [set(also[i]) if i < len(also) else set() for i in range(len(plan.groups))]
+            also = [tuple(rules | set(self.rules)) for rules in traced]
         previous = keras.config.dtype_policy()
         if self.config.mixed_precision:
             keras.mixed_precision.set_dtype_policy("mixed_float16")

@@ -114,7 +114,8 @@ class _Pack:
             self.on_end(trial, outcome)
 
         try:
-            train_pack(jobs, self.runner.data, callbacks, on_branch_end=branch_end)
+            rules = self.runner.spec.space.optimizers
+            train_pack(jobs, self.runner.data, callbacks, on_branch_end=branch_end, rules=rules)
         except Exception as exc:  # the whole pack failed (e.g. out of memory): every trial left
             for i in range(len(self.group)):
                 if i not in self.ended:

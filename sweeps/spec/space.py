@@ -257,6 +257,11 @@ class Space:
                         )
 
     @property
+    def optimizers(self) -> tuple[str, ...]:
+        """Every optimizer a config of this space can name (fused packs trace their step for all)."""
+        return tuple(dict.fromkeys(str(v) for v in _values(self.params["optimizer"])))
+
+    @property
     def momentum_possible(self) -> bool:
         return any(opt in MOMENTUM_OPTIMIZERS for opt in _values(self.params["optimizer"]))
 
