@@ -13,10 +13,11 @@ if TYPE_CHECKING:
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One batched MLflow write per epoch, with step = the epoch number Keras prints.
+    """Each epoch's metrics to the run, with step = the epoch number Keras prints.
 
-    The write is queued on the tracker's writer thread, so `model.fit` never waits on the
-    store, and a failed write is kept in the tracker's faults instead of stopping training.
+    The write is queued on the tracker's writer thread (`SweepTracker.stream`: epochs queued
+    while it is busy go as one batch), so `model.fit` never waits on the store, and a failed
+    write is kept in the tracker's faults instead of stopping training.
     """
 
     def __init__(self, tracker: SweepTracker, run_id: str) -> None:
@@ -28,9 +29,4 @@ class EpochLogger(keras.callbacks.Callback):
         now = int(time.time() * 1000)
         metrics = [Metric(key, float(value), now, epoch + 1) for key, value in (logs or {}).items()]
         if metrics:
-            self._tracker.submit(
-                f"run {self._run_id} epoch {epoch + 1} metrics",
-                self._tracker.client.log_batch,
-                self._run_id,
-                metrics,
-            )
+            self._tracker.stream(self._run_id, metrics)

@@ -98,6 +98,10 @@ ABANDONED = {
 }
 
 
+# MLflow's limit on the metrics of one log_batch call.
+MAX_METRICS_PER_BATCH = 1000
+
+
 def _yield_to_training() -> None:
     """Lower the writer thread's scheduling priority (Linux: per thread), so plotting and
     uploads fill the gaps of the training threads instead of competing with them."""
@@ -138,6 +142,11 @@ class SweepTracker:
         self._open: dict[str, TrialRecorder] = {}  # trial runs opened by this tracker
         self.notes: SweepNotes | None = None  # the parent run's description, kept current
         self.inputs: list[DatasetInput] = []  # the data every trial run logs as its inputs
+        self._streamed: dict[str, list[Metric]] = {}  # epoch metrics not yet handed to the writer
+        self._stream_lock = threading.Lock()
+        self._stream_queued = False  # a write of `_streamed` waits on the writer thread
+        self._summaries: list[tuple[list[Metric], list[RunTag], dict, dict | None]] = []
+        self._summary_queued = False
 
     def stop_writing(self, reason: str) -> None:
         """The store failed: skip the MLflow writes still queued (each would retry and fail)."""
@@ -162,6 +171,34 @@ class SweepTracker:
         with self._pending_lock:
             self._pending = [f for f in self._pending if not f.done()]
             self._pending.append(self._writer.submit(guarded))
+
+    def stream(self, run_id: str, metrics: list[Metric]) -> None:
+        """Queue a trial's metrics of one epoch. Epochs that queue up while the writer is busy
+        (the K trials of a pack, a trial's plot) go to each run as one write, in step order and
+        before any later write of that run: one store round trip where there were several."""
+        with self._stream_lock:
+            self._streamed.setdefault(run_id, []).extend(metrics)
+            if self._stream_queued:
+                return
+            self._stream_queued = True
+        self.submit("epoch metrics", self._write_streamed, to_mlflow=False)
+
+    def _write_streamed(self) -> None:
+        with self._stream_lock:
+            batches, self._streamed = self._streamed, {}
+            self._stream_queued = False
+        for run_id, metrics in batches.items():
+            steps = sorted({m.step for m in metrics})
+            span = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
+            what = f"run {run_id} epoch {span} metrics"
+            if self._stopped is not None:
+                self.faults.skip(what, self._stopped)
+                continue
+            try:
+                for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+                    self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+            except Exception as exc:
+                self.faults.add(what, exc)
 
     def drain(self) -> None:
         """Wait until every queued write is in the store."""
@@ -285,9 +322,39 @@ class SweepTracker:
                 RunTag(tags.BEST_CONFIG, json.dumps(best["config"])),
             ]
             run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
-        self.submit("sweep summary", self.client.log_batch, self.run_id, metrics, (), run_tags)
+        with self._stream_lock:
+            self._summaries.append((metrics, run_tags, dict(counts), None if best is None else dict(best)))
+            if self._summary_queued:
+                return
+            self._summary_queued = True
+        self.submit("sweep summary", self._write_summaries, to_mlflow=False)
+
+    def _write_summaries(self) -> None:
+        """The summaries queued since the last write: every point of the parent's metrics in one
+        write, the latest tags, and the description rewritten once (trials that end together,
+        as a pack's do, cost one round of queries, not one each)."""
+        with self._stream_lock:
+            queued, self._summaries = self._summaries, []
+            self._summary_queued = False
+        if not queued:
+            return
+        if self._stopped is not None:
+            self.faults.skip("sweep summary", self._stopped)
+            return
+        metrics = [m for item in queued for m in item[0]]
+        run_tags = queued[-1][1]
+        try:
+            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+                batch = metrics[start : start + MAX_METRICS_PER_BATCH]
+                self.client.log_batch(self.run_id, batch, (), run_tags if start == 0 else ())
+        except Exception as exc:
+            self.faults.add("sweep summary", exc)
+            return
         if self.notes is not None:
-            self.submit("sweep description", self.notes.update, counts, best)
+            try:
+                self.notes.update(queued[-1][2], queued[-1][3])
+            except Exception as exc:
+                self.faults.add("sweep description", exc)
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Metrics on the parent run (queued like every other write)."""

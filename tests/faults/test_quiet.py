@@ -35,7 +35,9 @@ def test_verbose_shows_tensorflows_lines(tracking_uri: str, workdir: Path) -> No
         env={"TF_CPP_MIN_LOG_LEVEL": ""},
     )
     assert result.returncode == 0, result.stderr
-    assert "oneDNN custom operations are on" in result.stderr  # TensorFlow 2.21 on x86-64 prints it
+    # Which start-up lines TensorFlow prints depends on the CPU (oneDNN's only where it has
+    # AVX-512): any of them shows that they were let through.
+    assert any(noise in result.stderr for noise in NOISE), result.stderr[-2000:]
 
 
 FILTER_SCRIPT = r"""
