@@ -200,6 +200,12 @@ class SweepTracker:
             except Exception as exc:
                 self.faults.add(what, exc)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a queued write has not finished yet."""
+        with self._pending_lock:
+            return any(not f.done() for f in self._pending)
+
     def drain(self) -> None:
         """Wait until every queued write is in the store."""
         with self._pending_lock:

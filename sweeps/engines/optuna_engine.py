@@ -197,6 +197,15 @@ class OptunaEngine:
             return "timeout"
         return self.limit - done - len(self._trials(State.RUNNING))
 
+    def wait(self, runner: TrialRunner) -> None:
+        """No room in the budget: the trials holding it may be this worker's own, told once their
+        runs are written, so wait for those writes (the sweep ends as soon as they are in);
+        with none queued, look again for other workers' trials every WAIT_SECONDS."""
+        if runner.recording():
+            runner.wait_recorded()
+        else:
+            time.sleep(WAIT_SECONDS)
+
     def _next_trial(self, runner: TrialRunner, started: float) -> optuna.Trial | str | None:
         """Under the sweep's lock: a new trial, None to wait for running ones, or why to stop."""
         with self.lock.hold():
@@ -237,7 +246,7 @@ class OptunaEngine:
             if isinstance(trial, str):
                 return trial
             if trial is None:
-                time.sleep(WAIT_SECONDS)
+                self.wait(runner)
                 continue
             heartbeat = self._heartbeat(trial)
             try:

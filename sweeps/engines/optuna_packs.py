@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from sweeps.running.trial import TrialRunner
 
 State = optuna.trial.TrialState
-WAIT_SECONDS = 1.0
 
 
 class PackLoop:
@@ -66,7 +65,7 @@ class PackLoop:
             if isinstance(pack, str):
                 return pack
             if pack is None:
-                time.sleep(WAIT_SECONDS)
+                self.engine.wait(runner)
                 continue
             self._train(runner, pack, on_trial)
             if self.engine._prunes:

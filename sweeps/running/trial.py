@@ -228,6 +228,10 @@ class TrialRunner:
         failed to get there: `TrialOutcome.recorded` says which)."""
         self.tracker.submit(f"after recording: {getattr(fn, '__name__', fn)}", fn, *args, to_mlflow=False)
 
+    def recording(self) -> bool:
+        """Whether writes (runs, and the engine's tells behind them) are still queued."""
+        return self.tracker.busy
+
     def wait_recorded(self) -> None:
         """Return once every queued write (runs, and the engine's tells behind them) is done."""
         self.tracker.drain()
