@@ -222,6 +222,19 @@ def test_the_next_pack_of_the_same_layout_reuses_the_compiled_step(digits: Datas
         _close(train(config, digits), result)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="only TensorFlow keeps a traced step")
+def test_a_pack_told_the_sweeps_optimizers_takes_any_of_them_without_a_new_trace(digits: Dataset) -> None:
+    first = [_config(optimizer=o, learning_rate=RATES[o], epochs=2) for o in ("sgd", "momentum")]
+    second = [_config(optimizer=o, learning_rate=RATES[o], epochs=2) for o in ("adam", "rmsprop")]
+    train_pack(first, digits, rules=OPTIMIZERS)
+    (compiled,) = pack_module._compiled.values()
+    traced = compiled.model.train_function
+    fused = train_pack(second, digits, rules=OPTIMIZERS)
+    assert list(pack_module._compiled.values()) == [compiled] and compiled.model.train_function is traced
+    for config, result in zip(second, fused, strict=True):
+        _close(train(config, digits), result)
+
+
 def test_train_seconds_share_the_packs_time(digits: Dataset) -> None:
     configs = [_config(optimizer=o, learning_rate=RATES[o], epochs=2) for o in ("sgd", "adam", "adagrad")]
     start = time.perf_counter()

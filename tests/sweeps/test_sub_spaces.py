@@ -247,3 +247,12 @@ def test_kerastuner_refuses_a_parameter_that_depends_on_two_choices() -> None:
         SpecError, match=r"space.momentum: the kerastuner engine conditions a parameter on one"
     ):
         declare(space)
+
+
+def test_a_space_names_every_optimizer_its_configs_can_have() -> None:
+    # What a fused pack traces its step for: the choices with or without sub-spaces, a fixed
+    # value, and the default when the space leaves the optimizer out.
+    assert _space(ISSUE_SPACE).optimizers == ("sgd", "momentum", "adam", "adagrad")
+    assert _space({"optimizer": {"choices": ["adam", "sgd"]}}).optimizers == ("adam", "sgd")
+    assert _space({"optimizer": "rmsprop"}).optimizers == ("rmsprop",)
+    assert _space({"dropout": 0.1}).optimizers == ("adam",)
