@@ -102,6 +102,29 @@ ABANDONED = {
 MAX_METRICS_PER_BATCH = 1000
 
 
+class _Pile:
+    """Writes that wait for the writer thread: the first one queued after a `take` asks for a
+    flush; those added before the flush runs go with it."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+        self._queued = False
+
+    def add(self, item: Any) -> bool:
+        """Keep `item`; True when the caller must queue a flush (none is waiting)."""
+        with self._lock:
+            self._items.append(item)
+            queued, self._queued = self._queued, True
+        return not queued
+
+    def take(self) -> list[Any]:
+        """Everything added so far; the next `add` asks for a new flush."""
+        with self._lock:
+            items, self._items, self._queued = self._items, [], False
+        return items
+
+
 def _yield_to_training() -> None:
     """Lower the writer thread's scheduling priority (Linux: per thread), so plotting and
     uploads fill the gaps of the training threads instead of competing with them."""
@@ -142,11 +165,8 @@ class SweepTracker:
         self._open: dict[str, TrialRecorder] = {}  # trial runs opened by this tracker
         self.notes: SweepNotes | None = None  # the parent run's description, kept current
         self.inputs: list[DatasetInput] = []  # the data every trial run logs as its inputs
-        self._streamed: dict[str, list[Metric]] = {}  # epoch metrics not yet handed to the writer
-        self._stream_lock = threading.Lock()
-        self._stream_queued = False  # a write of `_streamed` waits on the writer thread
-        self._summaries: list[tuple[list[Metric], list[RunTag], dict, dict | None]] = []
-        self._summary_queued = False
+        self._epochs = _Pile()  # (run id, epoch metrics) not yet written
+        self._summaries = _Pile()  # (metrics, tags, counts, best) of the parent, not yet written
 
     def stop_writing(self, reason: str) -> None:
         """The store failed: skip the MLflow writes still queued (each would retry and fail)."""
@@ -158,47 +178,42 @@ class SweepTracker:
         Once `stop_writing` was called (the store failed), MLflow writes still queued are not
         tried, only listed as not recorded; other queued work (`to_mlflow=False`) still runs.
         """
-
-        def guarded() -> None:
-            if to_mlflow and self._stopped is not None:
-                self.faults.skip(what, self._stopped)
-                return
-            try:
-                fn(*args)
-            except Exception as exc:
-                self.faults.add(what, exc)
-
         with self._pending_lock:
             self._pending = [f for f in self._pending if not f.done()]
-            self._pending.append(self._writer.submit(guarded))
+            self._pending.append(self._writer.submit(self._write, what, fn, *args, to_mlflow=to_mlflow))
+
+    def _write(self, what: str, fn: Callable[..., Any], *args: Any, to_mlflow: bool = True) -> None:
+        """One write, run on the writer thread: an MLflow write is skipped once the store
+        failed; a failure is kept in `faults`."""
+        if to_mlflow and self._stopped is not None:
+            self.faults.skip(what, self._stopped)
+            return
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.faults.add(what, exc)
 
     def stream(self, run_id: str, metrics: list[Metric]) -> None:
         """Queue a trial's metrics of one epoch. Epochs that queue up while the writer is busy
         (the K trials of a pack, a trial's plot) go to each run as one write, in step order and
         before any later write of that run: one store round trip where there were several."""
-        with self._stream_lock:
-            self._streamed.setdefault(run_id, []).extend(metrics)
-            if self._stream_queued:
-                return
-            self._stream_queued = True
-        self.submit("epoch metrics", self._write_streamed, to_mlflow=False)
+        if self._epochs.add((run_id, metrics)):
+            self.submit("epoch metrics", self._write_epochs, to_mlflow=False)
 
-    def _write_streamed(self) -> None:
-        with self._stream_lock:
-            batches, self._streamed = self._streamed, {}
-            self._stream_queued = False
+    def _write_epochs(self) -> None:
+        batches: dict[str, list[Metric]] = {}
+        for run_id, metrics in self._epochs.take():
+            batches.setdefault(run_id, []).extend(metrics)
         for run_id, metrics in batches.items():
             steps = sorted({m.step for m in metrics})
             span = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
-            what = f"run {run_id} epoch {span} metrics"
-            if self._stopped is not None:
-                self.faults.skip(what, self._stopped)
-                continue
-            try:
-                for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                    self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
-            except Exception as exc:
-                self.faults.add(what, exc)
+            self._write(f"run {run_id} epoch {span} metrics", self._log_batches, run_id, metrics)
+
+    def _log_batches(self, run_id: str, metrics: list[Metric], run_tags: list[RunTag] | None = None) -> None:
+        """`log_batch` in as many calls as MLflow's limit on metrics per call needs."""
+        for start in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
+            batch = metrics[start : start + MAX_METRICS_PER_BATCH]
+            self.client.log_batch(run_id, batch, (), (run_tags or []) if start == 0 else ())
 
     @property
     def busy(self) -> bool:
@@ -328,39 +343,22 @@ class SweepTracker:
                 RunTag(tags.BEST_CONFIG, json.dumps(best["config"])),
             ]
             run_tags += [RunTag(f"best.{k}", _param_value(v)) for k, v in best["config"].items()]
-        with self._stream_lock:
-            self._summaries.append((metrics, run_tags, dict(counts), None if best is None else dict(best)))
-            if self._summary_queued:
-                return
-            self._summary_queued = True
-        self.submit("sweep summary", self._write_summaries, to_mlflow=False)
+        item = (metrics, run_tags, dict(counts), None if best is None else dict(best))
+        if self._summaries.add(item):
+            self.submit("sweep summary", self._write_summaries, to_mlflow=False)
 
     def _write_summaries(self) -> None:
         """The summaries queued since the last write: every point of the parent's metrics in one
         write, the latest tags, and the description rewritten once (trials that end together,
         as a pack's do, cost one round of queries, not one each)."""
-        with self._stream_lock:
-            queued, self._summaries = self._summaries, []
-            self._summary_queued = False
+        queued = self._summaries.take()
         if not queued:
             return
-        if self._stopped is not None:
-            self.faults.skip("sweep summary", self._stopped)
-            return
-        metrics = [m for item in queued for m in item[0]]
-        run_tags = queued[-1][1]
-        try:
-            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                batch = metrics[start : start + MAX_METRICS_PER_BATCH]
-                self.client.log_batch(self.run_id, batch, (), run_tags if start == 0 else ())
-        except Exception as exc:
-            self.faults.add("sweep summary", exc)
-            return
+        *_, run_tags, counts, best = queued[-1]
+        metrics = [m for q in queued for m in q[0]]
+        self._write("sweep summary", self._log_batches, self.run_id, metrics, run_tags)
         if self.notes is not None:
-            try:
-                self.notes.update(queued[-1][2], queued[-1][3])
-            except Exception as exc:
-                self.faults.add("sweep description", exc)
+            self._write("sweep description", self.notes.update, counts, best)
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Metrics on the parent run (queued like every other write)."""
