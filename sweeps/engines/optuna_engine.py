@@ -37,6 +37,7 @@ State = optuna.trial.TrialState
 COUNTED = (State.COMPLETE, State.PRUNED)
 WAIT_SECONDS = 1.0  # how often a worker with nothing to start looks again
 UNRECORDED_ATTR = "sweeplab_unrecorded"  # a trial told failed because its run could not be written
+JOINED_ATTR = "sweeplab_processes"  # how many processes opened the study (each samples with its own seed)
 
 
 def open_storage(
@@ -47,26 +48,34 @@ def open_storage(
     SQLite's "database is locked". `on_stale(study, trial)` hears of RDB trials whose
     heartbeat stopped."""
     if url and "://" in url:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-            failed_trial_callback=on_stale,
-        )
+        with warnings.catch_warnings():  # heartbeats: "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=on_stale,
+            )
     path = Path(url.removeprefix("journal:")) if url else local_dir / JOURNAL_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.storages.JournalStorage(backend)
 
 
-def make_sampler(spec: Spec) -> optuna.samplers.BaseSampler:
-    """The grid is enqueued as trials instead (see `OptunaEngine`), so it needs no sampler."""
+def make_sampler(spec: Spec, joined: int = 0) -> optuna.samplers.BaseSampler:
+    """The grid is enqueued as trials instead (see `OptunaEngine`), so it needs no sampler.
+
+    `joined` counts the processes that opened the study before this one: TPE and random draw
+    from a seed of their own (`engine.seed` + joined), so workers on one study, and a resumed
+    sweep, do not propose the same configs in the same order (the first process keeps
+    `engine.seed`). QMC keeps one seed: its workers share one scrambled sequence."""
     seed = spec.engine.seed
+    own = None if seed is None else seed + joined
     match spec.engine.sampler:
         case "tpe":
-            return optuna.samplers.TPESampler(seed=seed)
+            return optuna.samplers.TPESampler(seed=own)
         case "random" | "grid":
-            return optuna.samplers.RandomSampler(seed=seed)
+            return optuna.samplers.RandomSampler(seed=own)
         case "qmc":
             return optuna.samplers.QMCSampler(seed=seed)
     raise SweepError(f"engine.sampler: unknown sampler {spec.engine.sampler!r}")
@@ -105,11 +114,14 @@ class OptunaEngine:
         self.spec = spec
         self.lock = SweepLock(spec.name, storage, local_dir)
         self._stale: list[optuna.trial.FrozenTrial] = []
-        with self.lock.hold():
+        with self.lock.hold():  # workers creating a new RDB storage's tables at once collide
+            opened = open_storage(storage, local_dir, lambda _, trial: self._stale.append(trial))
+            # Optuna wraps an RDBStorage in a cache (`study._storage` is no RDBStorage): keep
+            # ours, to know that trials need heartbeats.
+            self._rdb = opened if isinstance(opened, optuna.storages.RDBStorage) else None
             self.study = optuna.create_study(
                 study_name=spec.name,
-                storage=open_storage(storage, local_dir, lambda _, trial: self._stale.append(trial)),
-                sampler=make_sampler(spec),
+                storage=opened,
                 pruner=make_pruner(spec.engine.pruner, spec.train.epochs),
                 direction=spec.objective.direction,
                 load_if_exists=True,
@@ -125,6 +137,9 @@ class OptunaEngine:
                 with warnings.catch_warnings():  # "experimental" since Optuna 3.2
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     self.study.set_metric_names([spec.objective.metric])
+            joined = int(self.study.user_attrs.get(JOINED_ATTR, 0))
+            self.study.set_user_attr(JOINED_ATTR, joined + 1)
+            self.study.sampler = make_sampler(spec, joined)
             self.limit = spec.budget.trials
             if spec.engine.sampler == "grid":
                 self.limit = min(self.limit, self._enqueue_grid())
@@ -149,12 +164,15 @@ class OptunaEngine:
         states = {"complete": State.COMPLETE, "pruned": State.PRUNED, "failed": State.FAIL}
         return {name: sum(t.state == state for t in trials) for name, state in states.items()}
 
-    def counted(self) -> int:
-        """Complete and pruned trials; on a grid also points that failed for good (done)."""
-        counted = len(self._trials(*COUNTED))
-        if self.spec.engine.sampler == "grid":
-            counted += sum(bool(t.user_attrs.get(DEAD_ATTR)) for t in self._trials(State.FAIL))
-        return counted
+    def counted(self, trials: list[optuna.trial.FrozenTrial] | None = None) -> int:
+        """Complete and pruned trials (of `trials`, else the study's); on a grid also points
+        that failed for good (done)."""
+        trials = self._trials() if trials is None else trials
+        grid = self.spec.engine.sampler == "grid"
+        return sum(
+            t.state in COUNTED or (grid and t.state == State.FAIL and bool(t.user_attrs.get(DEAD_ATTR)))
+            for t in trials
+        )
 
     def best(self) -> BestTrial | None:
         if not self._trials(State.COMPLETE):
@@ -165,8 +183,10 @@ class OptunaEngine:
 
     def recover(self, runner: TrialRunner) -> None:
         """Fail trials whose worker died, retry them if the budget allows, close their runs."""
-        if isinstance(self.study._storage, optuna.storages.RDBStorage):
-            optuna.storages.fail_stale_trials(self.study)  # reports to self._stale
+        if self._rdb is not None:
+            with warnings.catch_warnings():  # "experimental" since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)  # reports to self._stale
         for trial in self._trials(State.RUNNING):
             if is_dead(trial.user_attrs.get(WORKER_ATTR)):
                 self.study._storage.set_trial_state_values(trial._trial_id, State.FAIL)
@@ -189,13 +209,16 @@ class OptunaEngine:
         """Called under the sweep's lock: how many new trials the budget has room for (0: it is
         spoken for unless a running trial fails), or why to stop ("budget", "timeout")."""
         self.recover(runner)
-        done = self.counted()
+        # One read for both counts: trials are told outside the lock, and one told between two
+        # reads would be in neither count (its budget given out twice).
+        trials = self._trials()
+        done = self.counted(trials)
         if done >= self.limit:
             return "budget"
         timeout = self.spec.budget.timeout
         if timeout is not None and time.monotonic() - started >= timeout:
             return "timeout"
-        return self.limit - done - len(self._trials(State.RUNNING))
+        return self.limit - done - sum(t.state == State.RUNNING for t in trials)
 
     def wait(self, runner: TrialRunner) -> None:
         """No room in the budget: the trials holding it may be this worker's own, told once their
@@ -214,9 +237,16 @@ class OptunaEngine:
                 return room
             if room <= 0:
                 return None
+            return self.ask()
+
+    def ask(self) -> optuna.Trial:
+        """A new trial, marked with this worker (call under the sweep's lock)."""
+        with warnings.catch_warnings():
+            # Optuna warns that heartbeats are meant for `Study.optimize`; `Heartbeat` beats for ask/tell.
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
             trial = self.study.ask()
-            trial.set_user_attr(WORKER_ATTR, this_worker())
-            return trial
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        return trial
 
     def optimize(self, runner: TrialRunner, on_trial: OnTrial) -> str:
         """Run trials until the budget is spent; returns why the loop stopped.
@@ -322,10 +352,9 @@ class OptunaEngine:
 
     def _heartbeat(self, trial: optuna.Trial) -> Heartbeat | None:
         """RDB storages: a heartbeat for the trial until the study is told of its end."""
-        storage = self.study._storage
-        if not isinstance(storage, optuna.storages.RDBStorage):
+        if self._rdb is None:
             return None
-        return Heartbeat(storage, trial._trial_id).start()
+        return Heartbeat(self._rdb, trial._trial_id).start()
 
     def _run(self, trial: optuna.Trial, runner: TrialRunner) -> Any:
         config = self.spec.space.suggest(trial)

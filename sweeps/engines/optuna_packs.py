@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from sweeps.engines.base import OnTrial, PackTrial
-from sweeps.engines.liveness import WORKER_ATTR, this_worker
 from sweeps.engines.pruning import PruningCallback
 from sweeps.errors import SweepFailed, TrialFailed
 
@@ -50,8 +49,7 @@ class PackLoop:
                 return None
             pack = []
             for _ in range(min(self.size, room)):
-                trial = engine.study.ask()
-                trial.set_user_attr(WORKER_ATTR, this_worker())
+                trial = engine.ask()
                 pack.append((trial, engine.spec.space.suggest(trial)))
             return pack
 
