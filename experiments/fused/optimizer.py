@@ -9,7 +9,10 @@ per-branch coefficients make it, for each branch, exactly the arithmetic Keras w
 optimizer (keras/src/optimizers/sgd.py, rmsprop.py, adagrad.py, adam.py, with Keras's defaults
 for rho, epsilon, the initial accumulator and the betas). Two slots serve every rule: ``m``
 (SGD's momentum with Keras's sign, Adam's first moment) and ``v`` (RMSprop's and Adam's second
-moment, Adagrad's accumulator).
+moment, Adagrad's accumulator). The coefficients are a table per route, set in NumPy when
+its branches or their activity change; a step computes only Adam's step size (which moves
+with the step count), where building the table from the rules inside the step cost some 150
+small ops per route and variable rank in every step (bench (b), K=6: 29-30 -> 24 s).
 
 On TensorFlow the update of a variable is one XLA kernel, traced once per shape and slot set
 and updating the variable in place (4-5x faster than Keras's op-by-op updates on a CPU); it
@@ -104,13 +107,14 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
         self._route_index: list[int] = []
         self._axis_index: list[int] = []
         self.slots: list[dict[str, keras.Variable]] = []
-        self._cache: dict[tuple[int, int, int], dict[str, Any]] = {}
+        self._cache: dict[int, Any] = {}  # route -> Adam's step size, within one step
 
     def build(self, variables: Sequence[keras.Variable]) -> None:
         if self.built:
             return
         super().build(variables)
-        self._lr, self._mu, self._active, self._masks = [], [], [], []
+        self._lr, self._coef, self._adam = [], [], []
+        self._active: list[np.ndarray] = []
         # The rules each route computes: fixed when the step is traced; a route given new
         # branches later (a reused pack) may use any of them.
         self._present = [route.present() for route in self.routes]
@@ -118,11 +122,11 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
             n = len(route.branches)
             for store, shape, name in (
                 (self._lr, (n,), "lr"),
-                (self._mu, (n,), "momentum"),
-                (self._active, (n,), "active"),
-                (self._masks, (len(self._present[r]), n), "rules"),
+                (self._coef, (len(COEFFICIENTS), n), "coefficients"),
+                (self._adam, (n,), "adam"),
             ):
                 store.append(self.add_variable(shape, initializer="zeros", name=f"route{r}_{name}"))
+            self._active.append(np.ones(n, dtype="float32"))
             self.assign_route(r, route)
         for variable in variables:
             route = self._routes_of.get(id(variable))
@@ -138,7 +142,7 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
             )
 
     def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
-        self._cache = {}  # coefficients are computed once per route and layout, per step
+        self._cache = {}  # Adam's step size is computed once per route, per step
         try:
             return super().apply(grads, trainable_variables)
         finally:
@@ -156,65 +160,63 @@ class RoutedOptimizer(keras.optimizers.Optimizer):
 
     def assign_route(self, r: int, route: Route) -> None:
         """Give route `r` its branches' rules and hyperparameters, all active."""
-        n = len(route.branches)
         self.routes[r] = route
         self._lr[r].assign(np.asarray(route.learning_rates, dtype="float32"))
-        self._mu[r].assign(np.asarray(route.momenta, dtype="float32"))
-        self._active[r].assign(np.ones(n, dtype="float32"))
-        masks = [[float(rule == present) for rule in route.rules] for present in self._present[r]]
-        self._masks[r].assign(np.asarray(masks, dtype="float32").reshape(len(masks), n))
+        self._active[r] = np.ones(len(route.branches), dtype="float32")
+        self._assign_coefficients(r)
 
     def set_active(self, route: int, position: int, active: bool) -> None:
         """Stop (or restart) one branch of a route: its updates become (or stop being) zero."""
-        mask = keras.ops.convert_to_numpy(self._active[route]).copy()
-        mask[position] = 1.0 if active else 0.0
-        self._active[route].assign(mask)
+        self._active[route][position] = 1.0 if active else 0.0
+        self._assign_coefficients(route)
 
-    def _coefficients(self, route: int, rank: int, axis: int, dtype: str) -> dict[str, Any]:
-        key = (route, rank, axis)
-        if key not in self._cache:
-            spec = self.routes[route]
-            shape = [1] * rank
-            if spec.stacked:
-                shape[axis] = len(spec.branches)
-            shape = tuple(shape)
-            active = ops.cast(self._active[route], dtype)
+    def _assign_coefficients(self, r: int) -> None:
+        """Route `r`'s coefficients, one row per name of COEFFICIENTS: set when its branches or
+        their activity change, not computed in every step. Adam's step size, which changes with
+        the step count, is the one value each step computes (`_alpha`)."""
+        route = self.routes[r]
+        lr = np.asarray(route.learning_rates, dtype="float32")
+        mu = np.asarray(route.momenta, dtype="float32")
+        values = {"lr": lr, "mu": mu, "-lr": np.negative(lr), "-mu": np.negative(mu)}
+        table = np.zeros((len(COEFFICIENTS), len(route.branches)), dtype="float32")
+        for b, rule in enumerate(route.rules):
+            for row, name in enumerate(COEFFICIENTS):
+                value = UNIFIED[rule].get(name, 0.0)
+                if value != "alpha":  # Adam's d2 is each step's `_alpha`
+                    table[row, b] = values[value][b] if isinstance(value, str) else value
+        active = self._active[r]
+        for name in STOPPED_AT_ZERO:  # a stopped branch no longer moves, nor do its slots
+            table[COEFFICIENTS.index(name)] *= active
+        self._coef[r].assign(table)
+        adam = np.asarray([rule == "adam" for rule in route.rules], dtype="float32") * active
+        self._adam[r].assign(adam)
+
+    def _alpha(self, route: int, dtype: str) -> Any:
+        """Adam's step size with its bias correction folded in, as Keras's Adam computes it."""
+        if route not in self._cache:
             lr = ops.cast(self._lr[route], dtype)
-            mu = ops.cast(self._mu[route], dtype)
             local_step = ops.cast(self.iterations + 1, dtype)
             beta_1_power = ops.power(ops.cast(BETA_1, dtype), local_step)
             beta_2_power = ops.power(ops.cast(BETA_2, dtype), local_step)
-            # Adam's bias correction, folded into its step size as Keras folds it.
-            alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-            values = {"lr": lr, "mu": mu, "alpha": alpha, "-lr": ops.negative(lr), "-mu": ops.negative(mu)}
-            masks = {
-                rule: ops.greater(self._masks[route][i], 0.5) for i, rule in enumerate(self._present[route])
-            }
-            coef = {}
-            for name in COEFFICIENTS:
-                vector = ops.zeros_like(lr)
-                for rule, mask in masks.items():
-                    value = UNIFIED[rule].get(name, 0.0)
-                    value = values[value] if isinstance(value, str) else ops.full_like(lr, value)
-                    vector = ops.where(mask, value, vector)
-                if name in STOPPED_AT_ZERO:  # a stopped branch no longer moves, nor do its slots
-                    vector = ops.multiply(vector, active)
-                coef[name] = ops.reshape(vector, shape)
-            self._cache[key] = coef
-        return self._cache[key]
+            self._cache[route] = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        return self._cache[route]
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         index = self._get_variable_index(variable)
-        coef = self._coefficients(
-            self._route_index[index], len(variable.shape), self._axis_index[index], variable.dtype
-        )
+        route = self._route_index[index]
+        shape = [1] * len(variable.shape)
+        if self.routes[route].stacked:
+            shape[self._axis_index[index]] = len(self.routes[route].branches)
+        table = ops.cast(self._coef[route], variable.dtype)
+        adam = ops.cast(self._adam[route], variable.dtype)
+        alpha = self._alpha(route, variable.dtype) if "adam" in self._present[route] else ops.zeros_like(adam)
         gradient = ops.cast(gradient, variable.dtype)
         names = tuple(self.slots[index])
         slots = [self.slots[index][name] for name in names]
         if keras.backend.backend() == "tensorflow":
-            _compiled(names)(variable, gradient, [s.value for s in slots], coef)
+            _compiled(names, tuple(shape))(variable, gradient, [s.value for s in slots], table, adam, alpha)
             return
-        new = _update(names, variable, gradient, slots, coef)
+        new = _update(names, variable, gradient, slots, _expand(table, adam, alpha, tuple(shape)))
         self.assign(variable, new["var"])
         for name, slot in zip(names, slots, strict=True):
             self.assign(slot, new[name])
@@ -284,14 +286,22 @@ def _update(
     return new
 
 
+def _expand(table: Any, adam: Any, alpha: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+    """A route's coefficient table as the per-branch values `_update` broadcasts over a
+    variable (`shape`: 1 everywhere but on the branch axis), Adam's step size put in place."""
+    coef = {name: ops.reshape(table[row], shape) for row, name in enumerate(COEFFICIENTS)}
+    coef["d2"] = ops.reshape(ops.where(ops.greater(adam, 0.5), alpha, table[COEFFICIENTS.index("d2")]), shape)
+    return coef
+
+
 @functools.cache
-def _compiled(names: tuple[str, ...]) -> Any:
-    """TensorFlow: `_update` and the assignments as one XLA-compiled function (traced once per
-    shape, and shared by every pack of the process, whatever its rules)."""
+def _compiled(names: tuple[str, ...], shape: tuple[int, ...]) -> Any:
+    """TensorFlow: `_expand`, `_update` and the assignments as one XLA-compiled function (traced
+    once per variable shape, and shared by every pack of the process, whatever its rules)."""
     import tensorflow as tf
 
-    def update(variable: Any, gradient: Any, slots: list[Any], coef: dict[str, Any]) -> None:
-        new = _update(names, variable, gradient, slots, coef)
+    def update(variable: Any, gradient: Any, slots: list[Any], table: Any, adam: Any, alpha: Any) -> None:
+        new = _update(names, variable, gradient, slots, _expand(table, adam, alpha, shape))
         variable.assign(new["var"])
         for name, slot in zip(names, slots, strict=True):
             slot.assign(new[name])
