@@ -310,9 +310,11 @@ def _raw_step(work: Workload, k: int, form: str, shape: tuple[int, ...]):
                 h = tf.nn.max_pool2d(
                     tf.nn.relu(tf.nn.conv2d(xb, weights[0], 1, "SAME") + weights[1]), 2, 2, "VALID"
                 )
-                h = tf.nn.max_pool2d(
-                    tf.nn.relu(tf.nn.conv2d(h, weights[2], 1, "SAME") + weights[3]), 2, 2, "VALID"
-                )
+                # Each branch's own channels, one convolution each (a grouped tf.nn.conv2d has no
+                # gradient on some CPUs; the two cost the same where both run, see StackedConv2D).
+                own = zip(tf.split(h, k, axis=-1), tf.split(weights[2], k, axis=-1), strict=True)
+                h = tf.concat([tf.nn.conv2d(x, w, 1, "SAME") for x, w in own], axis=-1)
+                h = tf.nn.max_pool2d(tf.nn.relu(h + weights[3]), 2, 2, "VALID")
                 b, hh, ww, _ = h.shape
                 h = tf.reshape(
                     tf.transpose(tf.reshape(h, (-1, hh, ww, k, weights[2].shape[-1] // k)), (3, 0, 1, 2, 4)),
