@@ -308,7 +308,7 @@ class _PackTrainer:
         plan = plan_pack(inits, self.data.input_shape)
         layout = plan.key({b.index: b for b in inits})
         steps = _steps_per_execution(self.config, self.data)
-        jit = _pack_jit_compile(self.config.jit_compile, plan)
+        jit = _pack_jit_compile(self.config.jit_compile, plan, any(b.dropout > 0 for b in inits))
         key = None
         # Only TensorFlow traces a step worth keeping; elsewhere a fresh model also draws its
         # first batch (Keras's symbolic build) from the shuffle, as the solo trial's does.
@@ -428,16 +428,17 @@ class _PackTrainer:
         self.ended(index, result)
 
 
-def _pack_jit_compile(asked: bool | str, plan: PackPlan) -> bool | str:
-    """`jit_compile` for a pack's step: "auto" is XLA for a pack of stacked MLPs on TensorFlow.
+def _pack_jit_compile(asked: bool | str, plan: PackPlan, dropout: bool) -> bool | str:
+    """`jit_compile` for a pack's step: "auto" is XLA for stacked MLPs without dropout on TensorFlow.
 
     Keras's "auto" leaves XLA off on a CPU. A pack of stacked MLPs is many small elementwise
     ops (each branch's optimizer, the stacked layers' transposes) that XLA fuses, and its step
     is traced and compiled once for the packs after it: bench/fused.py's workload (b), K = 6,
-    12.6 -> 10.3 s on the 2-core CPU. A solo trial would pay the compile in every trial, and a
-    convolution is slower under XLA on a CPU (workload (c) 23 -> 53 s), so both keep "auto".
+    12.6 -> 10.3 s on the 2-core CPU. Kept off where it was measured slower there: dropout (XLA's
+    random numbers on a CPU: a fused search over dropout, 5.0 -> 12.7 s), convolutions
+    (workload (c) 23 -> 53 s), and solo trials (each would pay the compile).
     """
-    if asked != "auto" or keras.backend.backend() != "tensorflow" or plan.separate:
+    if asked != "auto" or keras.backend.backend() != "tensorflow" or plan.separate or dropout:
         return asked
     return True if all(group.family == "mlp" for group in plan.groups) else asked
 

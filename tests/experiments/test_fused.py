@@ -228,7 +228,7 @@ def test_the_next_pack_of_the_same_layout_reuses_the_compiled_step(digits: Datas
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA by default only on TensorFlow")
 def test_a_pack_of_mlps_steps_under_xla_unless_told_otherwise(digits: Dataset) -> None:
     """A jit_compile of "auto" is XLA for stacked MLPs (Keras's "auto" is off on a CPU); an
-    explicit choice holds, and a convolution or a separate branch keeps Keras's "auto"."""
+    explicit choice holds, and dropout, a convolution or a separate branch keep Keras's "auto"."""
     configs = [_config(optimizer=o, learning_rate=RATES[o], epochs=1) for o in ("sgd", "adam")]
     train_pack(configs, digits)
     (compiled,) = pack_module._compiled.values()
@@ -242,10 +242,11 @@ def test_a_pack_of_mlps_steps_under_xla_unless_told_otherwise(digits: Dataset) -
         return PackPlan(groups, list(separate))
 
     choose = pack_module._pack_jit_compile
-    assert choose("auto", plan("mlp")) is True
-    assert choose("auto", plan("mlp", "cnn")) == "auto"
-    assert choose("auto", plan("mlp", separate=(1,))) == "auto"
-    assert choose(False, plan("mlp")) is False
+    assert choose("auto", plan("mlp"), dropout=False) is True
+    assert choose("auto", plan("mlp"), dropout=True) == "auto"
+    assert choose("auto", plan("mlp", "cnn"), dropout=False) == "auto"
+    assert choose("auto", plan("mlp", separate=(1,)), dropout=False) == "auto"
+    assert choose(False, plan("mlp"), dropout=False) is False
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="only TensorFlow keeps a traced step")
