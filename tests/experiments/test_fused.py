@@ -47,9 +47,9 @@ def noisy_val(digits: Dataset) -> Dataset:
     return dataclasses.replace(digits, y_val=rng.permutation(digits.y_val))
 
 
-# On TensorFlow a pack of MLPs steps under XLA (its "auto"; a solo trial on a CPU does not), so a
-# branch agrees with its solo trial to rounding: the validation loss within about 1e-5 relative,
-# the accuracies equal on these configs. On PyTorch the batched matmuls
+# On TensorFlow a pack of MLPs without dropout steps under XLA (its "auto"; a solo trial on a CPU
+# does not), so a branch agrees with its solo trial to rounding: the validation loss within about
+# 1e-5 relative, the accuracies equal on these configs. On PyTorch the batched matmuls
 # and Keras's fused `torch._foreach_*` updates round differently, so a branch agrees to
 # rounding, which a model guessing near chance (the shuffled labels below) turns into a few
 # of the 100 validation images; the six-optimizer check holds 0.005 on both.
