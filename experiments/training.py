@@ -269,11 +269,17 @@ def build_trial_model(config: TrainConfig, data: Data) -> keras.Model:
     return model
 
 
-def compile_model(model: keras.Model, config: TrainConfig, *, steps_per_execution: int = 1) -> None:
-    """Compile one trial's model: its optimizer, and the task's (or the spec's) loss and metrics
-    (fused checkpoints use it too)."""
+def compile_model(
+    model: keras.Model,
+    config: TrainConfig,
+    *,
+    steps_per_execution: int = 1,
+    optimizer: keras.optimizers.Optimizer | None = None,
+) -> None:
+    """Compile one trial's model: its optimizer (a fresh one unless given), and the task's (or
+    the spec's) loss and metrics (fused checkpoints use it too)."""
     model.compile(
-        optimizer=make_optimizer(config.optimizer, config.learning_rate, config.momentum),
+        optimizer=optimizer or make_optimizer(config.optimizer, config.learning_rate, config.momentum),
         **compile_args(config.task, config.loss, config.metrics),
         jit_compile=config.jit_compile,
         steps_per_execution=steps_per_execution,

@@ -126,6 +126,37 @@ def test_the_checkpoint_equals_the_solo_trials_checkpoint(digits: Dataset, tmp_p
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
+def test_branches_of_one_rule_each_save_their_own_optimizer(digits: Dataset, tmp_path: Path) -> None:
+    """Checkpoints of branches that share an update rule (saved through one optimizer per rule)
+    each hold their own learning rate, momentum and slots, as their solo trials' do."""
+    configs = [
+        _config(optimizer="momentum", learning_rate=0.01),
+        _config(optimizer="momentum", learning_rate=0.05, momentum=0.5),
+        _config(optimizer="adam", learning_rate=1e-3),
+        _config(optimizer="adam", learning_rate=3e-3),
+    ]
+    fused = [
+        dataclasses.replace(c, checkpoint_path=str(tmp_path / f"fused{i}.keras"))
+        for i, c in enumerate(configs)
+    ]
+    solo = [
+        dataclasses.replace(c, checkpoint_path=str(tmp_path / f"solo{i}.keras"))
+        for i, c in enumerate(configs)
+    ]
+    train_pack(fused, digits)
+    for f, s in zip(fused, solo, strict=True):
+        train(s, digits)
+        a, b = keras.models.load_model(s.checkpoint_path), keras.models.load_model(f.checkpoint_path)
+        assert b.optimizer.get_config()["learning_rate"] == pytest.approx(f.learning_rate)
+        if f.optimizer == "momentum":
+            assert b.optimizer.get_config()["momentum"] == pytest.approx(f.momentum or 0.9)
+        assert len(a.optimizer.variables) == len(b.optimizer.variables)
+        for x, y in zip(a.optimizer.variables, b.optimizer.variables, strict=True):
+            np.testing.assert_allclose(
+                keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y), atol=1e-6
+            )
+
+
 class PoisonBranch(keras.callbacks.Callback):
     """Its branch's weights become NaN as an epoch begins (the view is the branch's model)."""
 
