@@ -35,6 +35,7 @@ from experiments.backends import new_session, release_memory
 from experiments.data import Data, StreamedDataset
 from experiments.dispatch import is_steps_setting, resolve_steps_per_execution
 from experiments.errors import ConfigError, ModelError
+from experiments.keras_fixes import cache_saving_skipsets
 from experiments.metrics import check_metrics, compile_args, logged_metrics
 from experiments.models import build_model
 from experiments.monitoring import Mode, best_index, metric_mode
@@ -45,6 +46,8 @@ from experiments.tasks import TASK_INFO, TASKS
 __all__ = ["StopReason", "TrainConfig", "TrialResult", "compile_model", "result_from_history", "train"]
 
 StopReason = Literal["completed", "early_stopping", "nan_loss", "stopped"]
+
+cache_saving_skipsets()  # every trial's best-only checkpoint is a .keras save
 
 
 @dataclass(frozen=True)

@@ -143,12 +143,28 @@ class StackedDropout(keras.layers.Layer):
             return inputs
         shape = (len(self.initial_rates),) + (1,) * (len(inputs.shape) - 1)
         rates = ops.reshape(ops.cast(self.rates, inputs.dtype), shape)
-        noise = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator, dtype=inputs.dtype)
+        noise = _uniform(ops.shape(inputs), self.seed_generator, inputs.dtype)
         keep = ops.cast(ops.greater_equal(noise, rates), inputs.dtype)
         return ops.divide(ops.multiply(inputs, keep), ops.subtract(1.0, rates))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
+
+
+def _uniform(shape: Any, seed: keras.random.SeedGenerator, dtype: Any) -> Any:
+    """Uniform noise in [0, 1); on TensorFlow drawn with Philox by name.
+
+    TensorFlow's default algorithm ("auto_select") is Philox in a plain step but ThreeFry under
+    XLA, and XLA's ThreeFry on a CPU is slow: noise for a pack of 12 MLP(100) branches at batch
+    32 took 14.5 ms a step under XLA, 0.74 ms with Philox (0.6 ms without XLA). Without XLA the
+    numbers are the same as "auto_select"'s.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return keras.random.uniform(shape, seed=seed, dtype=dtype)
+    import tensorflow as tf
+
+    pair = tf.cast(tf.math.floormod(seed.next(), tf.int32.max - 1), tf.int32)  # as Keras casts it
+    return tf.random.stateless_uniform(shape, seed=pair, dtype=dtype, alg="philox")
 
 
 class BranchFlatten(keras.layers.Layer):
