@@ -14,10 +14,18 @@ import keras
 from experiments.errors import did_you_mean
 from experiments.registry import MOMENTUM_OPTIMIZERS, OPTIMIZERS
 
-__all__ = ["DEFAULT_MOMENTUM", "default_learning_rate", "make_optimizer"]
+__all__ = ["DEFAULT_MOMENTUM", "default_learning_rate", "make_optimizer", "momentum_of"]
 
 # Seed 001's SGD(momentum=0.9), used when a momentum optimizer is given none.
 DEFAULT_MOMENTUM = 0.9
+
+
+def momentum_of(name: str, momentum: float | None) -> float:
+    """The momentum optimizer ``name`` steps with: 0 for the rules without one, the seeds' 0.9
+    for a momentum rule given none (`make_optimizer`, a fused branch and its checkpoint agree)."""
+    if name not in MOMENTUM_OPTIMIZERS:
+        return 0.0
+    return float(DEFAULT_MOMENTUM if momentum is None else momentum)
 
 
 def make_optimizer(
@@ -41,9 +49,7 @@ def make_optimizer(
         )
     if name in MOMENTUM_OPTIMIZERS:
         return keras.optimizers.SGD(
-            learning_rate,
-            momentum=DEFAULT_MOMENTUM if momentum is None else momentum,
-            nesterov=name == "nesterov",
+            learning_rate, momentum=momentum_of(name, momentum), nesterov=name == "nesterov"
         )
     return _keras_class(name)(learning_rate)
 

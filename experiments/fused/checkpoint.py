@@ -18,7 +18,7 @@ import keras
 from experiments.fused.model import BranchState
 from experiments.fused.optimizer import SLOT_ATTRIBUTES
 from experiments.models import build_model
-from experiments.optimizers import DEFAULT_MOMENTUM, make_optimizer
+from experiments.optimizers import make_optimizer, momentum_of
 from experiments.registry import MOMENTUM_OPTIMIZERS, is_user_builder
 from experiments.training import TrainConfig, compile_model, precision_policy
 
@@ -59,9 +59,7 @@ def _carrier(
 def _optimizer(config: TrainConfig, optimizers: Optimizers, fresh: bool) -> keras.optimizers.Optimizer:
     """The branch's optimizer: the carrier's for its rule, given the branch's hyperparameters, or
     a new one (`fresh`: slots not given, so none may be left from another branch)."""
-    momentum = None
-    if config.optimizer in MOMENTUM_OPTIMIZERS:
-        momentum = float(DEFAULT_MOMENTUM if config.momentum is None else config.momentum)
+    momentum = momentum_of(config.optimizer, config.momentum)
     key = (config.optimizer, bool(momentum))  # SGD keeps momentum slots only when momentum > 0
     optimizer = None if fresh else optimizers.get(key)
     if optimizer is None:
@@ -69,7 +67,7 @@ def _optimizer(config: TrainConfig, optimizers: Optimizers, fresh: bool) -> kera
         optimizers[key] = optimizer
     else:
         optimizer.learning_rate = config.learning_rate
-        if momentum is not None:
+        if config.optimizer in MOMENTUM_OPTIMIZERS:
             optimizer.momentum = momentum
     return optimizer
 

@@ -46,8 +46,7 @@ from experiments.fused.model import (
 )
 from experiments.fused.plan import stackable_family
 from experiments.fused.scope import unfusable
-from experiments.optimizers import DEFAULT_MOMENTUM
-from experiments.registry import MOMENTUM_OPTIMIZERS
+from experiments.optimizers import momentum_of
 from experiments.streams import require_arrays
 from experiments.training import (
     TrainConfig,
@@ -139,8 +138,7 @@ def _branch_init(index: int, config: TrainConfig, data: Dataset, cache: dict) ->
     # it is created, so whether there is one matters, not its rate).
     key = (config.model, repr(sorted(options.items())), config.dropout > 0, config.initial_weights)
     family = config.model if config.model in ("mlp", "cnn") else None
-    momentum = config.momentum if config.momentum is not None else DEFAULT_MOMENTUM
-    momentum = momentum if config.optimizer in MOMENTUM_OPTIMIZERS else 0.0
+    momentum = momentum_of(config.optimizer, config.momentum)
     model = None
     if family is None or key not in cache:
         model = _solo_model(config, data)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from experiments.optimizers import DEFAULT_MOMENTUM, make_optimizer
+from experiments.optimizers import DEFAULT_MOMENTUM, make_optimizer, momentum_of
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,15 @@ def test_each_optimizer(name: str, cls: type, momentum: float | None, nesterov: 
 def test_given_momentum_is_used_even_zero(name: str):
     assert make_optimizer(name, 0.1, momentum=0.5).momentum == 0.5
     assert make_optimizer(name, 0.1, momentum=0.0).momentum == 0.0
+
+
+def test_the_momentum_a_rule_steps_with():
+    """What a fused branch and its checkpoint give each rule: the same as `make_optimizer`."""
+    for name in ("sgd", "rmsprop", "adagrad", "adam"):
+        assert momentum_of(name, None) == 0.0
+    for name in ("momentum", "nesterov"):
+        assert momentum_of(name, None) == make_optimizer(name, 0.1).momentum == DEFAULT_MOMENTUM
+        assert momentum_of(name, 0.0) == 0.0 and momentum_of(name, 0.5) == 0.5
 
 
 def test_momentum_for_an_optimizer_without_one_is_rejected():
