@@ -138,6 +138,14 @@ class StackedDropout(keras.layers.Layer):
         )
         self.rates.assign(self.initial_rates)
 
+    def restart(self, rates: Sequence[float], seed: int) -> None:
+        """New branches' rates, the noise drawn from the start of `seed`'s stream as a new
+        layer's is: a compiled pack that takes new branches then draws the noise a pack built
+        for them would, not whatever followed the last pack's draws (which made the same sweep
+        run twice in one process give other results)."""
+        self.rates.assign([float(r) for r in rates])
+        self.seed_generator.state.assign([seed, 0])
+
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not training:
             return inputs

@@ -359,7 +359,9 @@ def traced_rules(pack: Pack) -> list[tuple[str, ...]]:
     return [pack.optimizer.present(r) for r in range(len(pack._stacks))]
 
 
-def reuse_pack(pack: Pack, plan: PackPlan, inits: Sequence[BranchInit], input_shape: tuple[int, ...]) -> bool:
+def reuse_pack(
+    pack: Pack, plan: PackPlan, inits: Sequence[BranchInit], input_shape: tuple[int, ...], seed: int
+) -> bool:
     """Give a compiled pack of the same layout new branches (no new trace); False if it cannot
     take them (a rule its step was not traced with)."""
     by_index = {b.index: b for b in inits}
@@ -380,7 +382,7 @@ def reuse_pack(pack: Pack, plan: PackPlan, inits: Sequence[BranchInit], input_sh
             pack._route_of[m] = (r, position)
         for layer in group.layers:
             if isinstance(layer, StackedDropout):
-                layer.rates.assign([by_index[m].dropout for m in stack.members])
+                layer.restart([by_index[m].dropout for m in stack.members], seed)
     pack.order = [m for stack in pack._stacks for m in stack.members]
     pack.optimizer.iterations.assign(0)
     pack.write({b.index: b.state for b in inits})

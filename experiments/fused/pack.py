@@ -315,7 +315,7 @@ class _PackTrainer:
             key = (layout, self.data.input_shape, self.data.num_classes, steps, repr(jit))
             key += (config.mixed_precision, keras.backend.backend())
         cached = _compiled.get(key) if key is not None else None
-        if cached is not None and reuse_pack(cached, plan, inits, self.data.input_shape):
+        if cached is not None and reuse_pack(cached, plan, inits, self.data.input_shape, self.config.seed):
             cached.optimizer.iterations.assign(self.iterations)
             return cached
         # Traced with the rules the sweep may use and those of the pack it replaces, so that

@@ -256,6 +256,18 @@ def test_the_next_pack_of_the_same_layout_reuses_the_compiled_step(digits: Datas
         _close(train(config, digits), result)
 
 
+def test_a_reused_pack_draws_its_dropout_noise_as_a_new_one(digits: Dataset) -> None:
+    """The same pack twice in one process, the second in the first's compiled step: the same
+    results, as a solo trial run twice gives (the noise restarts from the seed)."""
+    configs = [_config(optimizer=o, learning_rate=RATES[o], dropout=0.3, epochs=2) for o in ("sgd", "adam")]
+    first = train_pack(configs, digits)
+    compiled = list(pack_module._compiled.values())
+    again = train_pack(configs, digits)
+    assert list(pack_module._compiled.values()) == compiled
+    for a, b in zip(first, again, strict=True):
+        assert a.history == b.history
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA by default only on TensorFlow")
 def test_a_pack_of_mlps_steps_under_xla_unless_told_otherwise(digits: Dataset) -> None:
     """A jit_compile of "auto" is XLA for stacked MLPs (Keras's "auto" is off on a CPU); an
