@@ -101,3 +101,28 @@ def test_new_session_frees_a_cycle_that_died_after_it_was_frozen() -> None:
     assert alive() is None and seen <= backends.FULL_COLLECT_EVERY
     backends.release_memory()
     assert gc.get_freeze_count() == 0
+
+
+def test_the_first_session_leaves_the_imports_garbage_to_the_full_collection(monkeypatch) -> None:
+    """The first trial does not wait for a collection of the whole heap (0.2-0.3 s in a sweep
+    process); garbage from before it is still freed, FULL_COLLECT_EVERY sessions later."""
+    import gc
+    import weakref
+
+    from experiments import backends
+
+    class Node:
+        pass
+
+    gc.unfreeze()
+    monkeypatch.setattr(backends, "_sessions", 0)
+    node = Node()
+    node.self = node
+    alive = weakref.ref(node)
+    del node  # garbage now, as an import's leftovers are
+    backends.new_session()
+    assert alive() is not None  # frozen, not collected
+    for _ in range(backends.FULL_COLLECT_EVERY - 1):
+        backends.new_session()
+    assert alive() is None
+    backends.release_memory()
