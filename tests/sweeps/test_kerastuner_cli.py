@@ -228,7 +228,16 @@ def _wait_for(condition, process: subprocess.Popen[str], what: str) -> None:
 
 
 def test_a_sigkilled_sweep_resumes(tracking_uri: str, workdir: Path) -> None:
-    spec = {**SIDE, "name": "killed", "engine": KT_ENGINE, "budget": {"trials": 3}}
+    # Trials of a dozen full epochs: a trial of two epochs took under a second, short enough
+    # that trial 1 ended before the poll saw it training, once trial 0's record was seen.
+    spec = {
+        **SIDE,
+        "name": "killed",
+        "engine": KT_ENGINE,
+        "budget": {"trials": 3},
+        "train": {"epochs": 12, "batch_size": 16},
+        "space": {**SIDE["space"], "patience": 12},
+    }
     (workdir / "kt.yaml").write_text(yaml.safe_dump(spec))
     client = MlflowClient(tracking_uri)
     record = workdir / "kerastuner" / "killed" / "trial_0001" / "sweeplab.json"
